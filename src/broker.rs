@@ -1,0 +1,306 @@
+//! The one place that builds and wires the components, starts the listener and background
+//! tasks, and shuts everything down in order.
+//!
+//! Start: lock the data dir, note whether the last run shut down cleanly, open the topic
+//! catalog (recovering logs after a crash), bind, serve. Shutdown: stop accepting, let requests
+//! in hand finish (bounded by `shutdown_timeout_ms`), sync and checkpoint every partition, and
+//! write the clean-shutdown marker last.
+
+use crate::config::Config;
+use crate::partition::manager::{NewTopic, Topic, TopicError, TopicManager};
+use crate::partition::Partition;
+use crate::server::listener;
+use crate::txn::producer_id::ProducerIdManager;
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+const CLEAN_SHUTDOWN: &str = ".clean-shutdown";
+const LOCK_FILE: &str = ".lock";
+const META: &str = "meta.properties";
+
+#[derive(Debug, Error)]
+pub enum BrokerError {
+    #[error("data dir {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("data dir {0} is in use by another spool process")]
+    Locked(PathBuf),
+    #[error(transparent)]
+    Topics(#[from] TopicError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+pub struct Broker {
+    pub config: Arc<Config>,
+    pub topics: TopicManager,
+    pub producer_ids: ProducerIdManager,
+    pub cluster_id: String,
+    pub shutdown: CancellationToken,
+    advertised: (String, i32),
+}
+
+impl Broker {
+    pub fn node_id(&self) -> i32 {
+        self.config.node_id
+    }
+
+    /// The host and port clients are told to use.
+    pub fn advertised(&self) -> (String, i32) {
+        self.advertised.clone()
+    }
+
+    /// Creates a topic with the broker's defaults (Metadata auto-creation).
+    pub fn auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        let new = NewTopic {
+            name: name.to_string(),
+            num_partitions: self.config.num_partitions,
+            replication_factor: self.config.default_replication_factor,
+            overrides: Default::default(),
+        };
+        match self.topics.create(new) {
+            Err(TopicError::AlreadyExists(_)) => self
+                .topics
+                .get(name)
+                .ok_or_else(|| TopicError::Unknown(name.into())),
+            other => other,
+        }
+    }
+
+    /// Applies `flush_messages` after an append: a partition with that many unsynced messages
+    /// is synced in the background.
+    pub fn after_append(&self, partition: &Arc<Partition>) {
+        if partition.unflushed_messages() >= self.config.flush_messages {
+            let p = partition.clone();
+            tokio::spawn(async move {
+                if let Err(e) = p.flush().await {
+                    tracing::error!(error = %e, "flush failed");
+                }
+            });
+        }
+    }
+}
+
+/// A started broker.
+pub struct RunningBroker {
+    pub broker: Arc<Broker>,
+    pub local_addr: SocketAddr,
+    tracker: TaskTracker,
+    _lock: File,
+}
+
+/// Opens the data dir and starts serving.
+pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
+    let data_dir = config.data_dir.clone();
+    let dir_err = |source| BrokerError::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&data_dir).map_err(dir_err)?;
+    let lock = File::create(data_dir.join(LOCK_FILE)).map_err(dir_err)?;
+    if lock.try_lock().is_err() {
+        return Err(BrokerError::Locked(data_dir));
+    }
+    let marker = data_dir.join(CLEAN_SHUTDOWN);
+    let clean = marker.exists();
+    let cluster_id = load_cluster_id(&data_dir, &config).map_err(dir_err)?;
+    let addr = config.listen_addr()?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    let local_addr = listener
+        .local_addr()
+        .map_err(|source| BrokerError::Bind { addr, source })?;
+    let config = Arc::new(config);
+    let started = std::time::Instant::now();
+    let topics = TopicManager::open(config.clone(), clean)?;
+    // From here on a crash must trigger recovery again.
+    if clean {
+        std::fs::remove_file(&marker).map_err(dir_err)?;
+        File::open(&data_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(dir_err)?;
+    }
+    tracing::info!(
+        clean_shutdown = clean,
+        topics = topics.list().len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "logs loaded"
+    );
+    let producer_ids =
+        ProducerIdManager::open(data_dir.join("producer-id-block")).map_err(dir_err)?;
+    let advertised = advertised(&config, local_addr);
+    let broker = Arc::new(Broker {
+        config: config.clone(),
+        topics,
+        producer_ids,
+        cluster_id,
+        shutdown: CancellationToken::new(),
+        advertised,
+    });
+    let tracker = TaskTracker::new();
+    tracker.spawn(listener::run(broker.clone(), listener, tracker.clone()));
+    tracker.spawn(background(broker.clone()));
+    tracing::info!(%local_addr, node_id = config.node_id, cluster_id = %broker.cluster_id, "spool is serving");
+    Ok(RunningBroker {
+        broker,
+        local_addr,
+        tracker,
+        _lock: lock,
+    })
+}
+
+fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
+    let raw = config
+        .advertised_listeners
+        .trim_start_matches("PLAINTEXT://");
+    match raw.rsplit_once(':') {
+        Some((host, port)) if !raw.is_empty() => (
+            host.to_string(),
+            port.parse().unwrap_or(local.port() as i32),
+        ),
+        _ => (local.ip().to_string(), local.port() as i32),
+    }
+}
+
+/// Reads the cluster id from `meta.properties`, creating it (from the config, or a fresh random
+/// id) on first start.
+fn load_cluster_id(dir: &Path, config: &Config) -> std::io::Result<String> {
+    let path = dir.join(META);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Some(id) = text.lines().find_map(|l| l.strip_prefix("cluster.id=")) {
+            return Ok(id.trim().to_string());
+        }
+    }
+    let id = if config.cluster_id.is_empty() {
+        base64_uuid(uuid::Uuid::new_v4())
+    } else {
+        config.cluster_id.clone()
+    };
+    let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.node_id);
+    crate::log::write_atomically(&path, text.as_bytes())?;
+    Ok(id)
+}
+
+/// Kafka prints uuids as URL-safe base64 without padding (22 characters).
+fn base64_uuid(id: uuid::Uuid) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 0x3f) as usize] as char);
+        }
+    }
+    out
+}
+
+/// Retention, periodic flush (`flush_ms`) and checkpoints, until shutdown.
+async fn background(broker: Arc<Broker>) {
+    let c = &broker.config;
+    let mut retention =
+        tokio::time::interval(Duration::from_millis(c.retention_check_interval_ms.max(1)));
+    let mut checkpoint =
+        tokio::time::interval(Duration::from_millis(c.checkpoint_interval_ms.max(1)));
+    let flush_every = u64::try_from(c.flush_ms)
+        .ok()
+        .filter(|ms| *ms < 365 * 24 * 3600 * 1000);
+    let mut flush = tokio::time::interval(Duration::from_millis(
+        flush_every.unwrap_or(3_600_000).max(1),
+    ));
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = retention.tick() => {
+                for p in broker.topics.all_partitions() {
+                    match p.apply_retention() {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(partition = %p.tp(), segments = n, "retention deleted segments"),
+                        Err(e) => tracing::error!(error = %e, "retention failed"),
+                    }
+                }
+            }
+            _ = checkpoint.tick() => {
+                for p in broker.topics.all_partitions() {
+                    if let Err(e) = p.checkpoint(c.producer_id_expiration_ms) {
+                        tracing::error!(error = %e, "checkpoint failed");
+                    }
+                }
+            }
+            _ = flush.tick(), if flush_every.is_some() => {
+                for p in broker.topics.all_partitions() {
+                    if p.unflushed_messages() > 0 {
+                        if let Err(e) = p.flush().await {
+                            tracing::error!(error = %e, "periodic flush failed");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl RunningBroker {
+    /// Graceful shutdown: stop accepting and reading, let requests in hand finish (bounded),
+    /// sync and checkpoint every partition, then write the clean-shutdown marker.
+    pub async fn shutdown(self) -> Result<(), BrokerError> {
+        let broker = self.broker;
+        broker.shutdown.cancel();
+        self.tracker.close();
+        let deadline = Duration::from_millis(broker.config.shutdown_timeout_ms);
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still in hand after {deadline:?}; closing the logs anyway");
+        }
+        let mut clean = true;
+        for p in broker.topics.all_partitions() {
+            if let Err(e) = p.close(broker.config.producer_id_expiration_ms).await {
+                tracing::error!(error = %e, "closing partition failed");
+                clean = false;
+            }
+        }
+        let dir = &broker.config.data_dir;
+        let dir_err = |source| BrokerError::DataDir {
+            path: dir.clone(),
+            source,
+        };
+        if clean {
+            crate::log::write_atomically(&dir.join(CLEAN_SHUTDOWN), b"clean\n").map_err(dir_err)?;
+        }
+        tracing::info!(clean, "spool stopped");
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_uuids_are_22_url_safe_characters() {
+        let s = super::base64_uuid(uuid::Uuid::from_u128(u128::MAX));
+        assert_eq!(s.len(), 22);
+        assert!(s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+    }
+}

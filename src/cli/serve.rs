@@ -1,0 +1,89 @@
+//! `spool serve`: load the configuration, start the broker, stop it on SIGINT or SIGTERM.
+
+use crate::broker;
+use crate::config::Config;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// A TOML file of settings (see config/spool.toml); only the keys it changes are needed.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to listen on, host:port (same as --set listeners=...).
+    #[arg(long, value_name = "HOST:PORT")]
+    listeners: Option<String>,
+    /// Directory for the data (same as --set data_dir=...).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Any config key, as key=value; repeatable. Wins over the file and the environment.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Once serving, write the bound "host:port" to this file (for scripts and tests using
+    /// port 0).
+    #[arg(long, value_name = "FILE")]
+    ready_file: Option<PathBuf>,
+}
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    init_tracing();
+    let mut overrides = args.set.clone();
+    if let Some(l) = &args.listeners {
+        overrides.push(format!("listeners={l}"));
+    }
+    if let Some(d) = &args.data_dir {
+        overrides.push(format!("data_dir={}", d.display()));
+    }
+    let config = match Config::load(args.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("spool: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spool")
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("spool: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config, args.ready_file)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("spool: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let running = broker::start(config).await?;
+    if let Some(path) = ready_file {
+        crate::log::write_atomically(&path, format!("{}\n", running.local_addr).as_bytes())?;
+    }
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT: shutting down"),
+    }
+    running.shutdown().await?;
+    Ok(())
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SPOOL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,360 @@
+//! Broker configuration: compiled-in defaults (`config/spool.toml`), then a file, then
+//! `SPOOL_*` environment variables, then `--set` flags. Unknown keys are errors that name them.
+
+pub mod kafka_defaults;
+pub mod topic;
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// The documented defaults, compiled in.
+pub const DEFAULTS_TOML: &str = include_str!("../../config/spool.toml");
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {origin} is not valid TOML: {source}")]
+    Parse {
+        origin: String,
+        source: Box<toml::de::Error>,
+    },
+    #[error("unknown config key `{key}` in {origin}")]
+    UnknownKey { key: String, origin: String },
+    #[error("config key `{key}` from {origin}: {reason}")]
+    BadValue {
+        key: String,
+        origin: String,
+        reason: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlushMode {
+    Durable,
+    Interval,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub listeners: String,
+    pub advertised_listeners: String,
+    pub max_connections: usize,
+    pub socket_request_max_bytes: usize,
+    pub max_in_flight_requests_per_connection: usize,
+    pub shutdown_timeout_ms: u64,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub min_insync_replicas: i32,
+    pub delete_topic_enable: bool,
+    pub data_dir: PathBuf,
+    pub message_max_bytes: i32,
+    pub segment_bytes: i32,
+    pub segment_ms: i64,
+    pub segment_index_bytes: i32,
+    pub index_interval_bytes: i32,
+    pub retention_ms: i64,
+    pub retention_bytes: i64,
+    pub retention_check_interval_ms: u64,
+    pub message_timestamp_type: String,
+    pub flush_mode: FlushMode,
+    pub flush_messages: i64,
+    pub flush_ms: i64,
+    pub checkpoint_interval_ms: u64,
+    pub producer_id_expiration_ms: i64,
+}
+
+impl Config {
+    /// Builds the configuration from the defaults, an optional file, the environment (as given)
+    /// and `key=value` overrides.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &[String],
+    ) -> Result<Self, ConfigError> {
+        let mut table = parse(DEFAULTS_TOML, "defaults")?;
+        if let Some(path) = file {
+            let origin = path.display().to_string();
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.into(),
+                source,
+            })?;
+            for (key, value) in parse(&text, &origin)? {
+                set(&mut table, &key, value, &origin)?;
+            }
+        }
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let keys: Vec<String> = table.keys().cloned().collect();
+        for (name, raw) in env.iter().filter(|(k, _)| k.starts_with("SPOOL_")) {
+            let key = name["SPOOL_".len()..].to_ascii_lowercase();
+            if !keys.contains(&key) {
+                return Err(ConfigError::UnknownKey {
+                    key: name.clone(),
+                    origin: "the environment".into(),
+                });
+            }
+            let value = typed_value(&table[&key], raw, &key, name)?;
+            set(&mut table, &key, value, name)?;
+        }
+        for o in overrides {
+            let (key, raw) = o.split_once('=').ok_or_else(|| ConfigError::BadValue {
+                key: o.clone(),
+                origin: "--set".into(),
+                reason: "expected key=value".into(),
+            })?;
+            let key = key.trim().replace('.', "_");
+            let current = table
+                .get(&key)
+                .ok_or_else(|| ConfigError::UnknownKey {
+                    key: key.clone(),
+                    origin: "--set".into(),
+                })?
+                .clone();
+            let value = typed_value(&current, raw.trim(), &key, "--set")?;
+            set(&mut table, &key, value, "--set")?;
+        }
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e| ConfigError::Parse {
+                    origin: "merged configuration".into(),
+                    source: Box::new(e),
+                })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.socket_request_max_bytes < 1024 || self.socket_request_max_bytes > i32::MAX as usize
+        {
+            return bad(format!(
+                "socket_request_max_bytes {} must be in [1024, 2^31)",
+                self.socket_request_max_bytes
+            ));
+        }
+        if self.segment_bytes < 14 || self.message_max_bytes < 0 || self.segment_index_bytes < 12 {
+            return bad(
+                "segment_bytes, message_max_bytes and segment_index_bytes must be positive sizes"
+                    .into(),
+            );
+        }
+        if !matches!(
+            self.message_timestamp_type.as_str(),
+            "CreateTime" | "LogAppendTime"
+        ) {
+            return bad(format!(
+                "message_timestamp_type `{}` must be CreateTime or LogAppendTime",
+                self.message_timestamp_type
+            ));
+        }
+        if self.num_partitions < 1
+            || self.max_connections == 0
+            || self.max_in_flight_requests_per_connection == 0
+        {
+            return bad("num_partitions, max_connections and max_in_flight_requests_per_connection must be at least 1".into());
+        }
+        if self.default_replication_factor != 1 {
+            return bad("default_replication_factor must be 1 on a single node".into());
+        }
+        self.listen_addr()?;
+        Ok(())
+    }
+
+    /// This node's value of the Kafka broker config `name`, where spool has a setting for it.
+    pub fn kafka_value(&self, name: &str) -> Option<String> {
+        Some(match name {
+            "node.id" | "broker.id" => self.node_id.to_string(),
+            "listeners" => format!(
+                "PLAINTEXT://{}",
+                self.listeners.trim_start_matches("PLAINTEXT://")
+            ),
+            "advertised.listeners" if !self.advertised_listeners.is_empty() => {
+                format!(
+                    "PLAINTEXT://{}",
+                    self.advertised_listeners.trim_start_matches("PLAINTEXT://")
+                )
+            }
+            "log.dirs" | "log.dir" => self.data_dir.display().to_string(),
+            "max.connections" => self.max_connections.to_string(),
+            "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
+            "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
+            "num.partitions" => self.num_partitions.to_string(),
+            "default.replication.factor" => self.default_replication_factor.to_string(),
+            "min.insync.replicas" => self.min_insync_replicas.to_string(),
+            "delete.topic.enable" => self.delete_topic_enable.to_string(),
+            "message.max.bytes" => self.message_max_bytes.to_string(),
+            "log.segment.bytes" => self.segment_bytes.to_string(),
+            "log.roll.ms" => self.segment_ms.to_string(),
+            "log.index.size.max.bytes" => self.segment_index_bytes.to_string(),
+            "log.index.interval.bytes" => self.index_interval_bytes.to_string(),
+            "log.retention.ms" => self.retention_ms.to_string(),
+            "log.retention.bytes" => self.retention_bytes.to_string(),
+            "log.retention.check.interval.ms" => self.retention_check_interval_ms.to_string(),
+            "log.message.timestamp.type" => self.message_timestamp_type.clone(),
+            "log.flush.interval.messages" => self.flush_messages.to_string(),
+            "log.flush.interval.ms" => self.flush_ms.to_string(),
+            "log.flush.offset.checkpoint.interval.ms" => self.checkpoint_interval_ms.to_string(),
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms.to_string(),
+            _ => return None,
+        })
+    }
+
+    /// The socket address to bind.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let raw = self.listeners.trim_start_matches("PLAINTEXT://");
+        raw.parse().map_err(|e| ConfigError::BadValue {
+            key: "listeners".into(),
+            origin: "configuration".into(),
+            reason: format!("`{}` is not host:port: {e}", self.listeners),
+        })
+    }
+}
+
+fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>()
+        .map_err(|source| ConfigError::Parse {
+            origin: origin.into(),
+            source: Box::new(source),
+        })
+}
+
+fn set(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    match table.get(key) {
+        None => Err(ConfigError::UnknownKey {
+            key: key.into(),
+            origin: origin.into(),
+        }),
+        Some(current) if current.type_str() != value.type_str() => Err(ConfigError::BadValue {
+            key: key.into(),
+            origin: origin.into(),
+            reason: format!(
+                "expected a {}, got a {}",
+                current.type_str(),
+                value.type_str()
+            ),
+        }),
+        Some(_) => {
+            table.insert(key.into(), value);
+            Ok(())
+        }
+    }
+}
+
+/// Parses a raw string into a value of the same TOML type as `like`.
+fn typed_value(
+    like: &toml::Value,
+    raw: &str,
+    key: &str,
+    origin: &str,
+) -> Result<toml::Value, ConfigError> {
+    let bad = |reason: String| ConfigError::BadValue {
+        key: key.into(),
+        origin: origin.into(),
+        reason,
+    };
+    Ok(match like {
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.parse()
+                .map_err(|e| bad(format!("`{raw}` is not an integer: {e}")))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            raw.parse()
+                .map_err(|e| bad(format!("`{raw}` is not true/false: {e}")))?,
+        ),
+        toml::Value::Float(_) => toml::Value::Float(
+            raw.parse()
+                .map_err(|e| bad(format!("`{raw}` is not a number: {e}")))?,
+        ),
+        _ => toml::Value::String(raw.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_defaults_parse_and_validate() {
+        let c = Config::load(None, Vec::new(), &[]).unwrap();
+        assert_eq!(c.listeners, "127.0.0.1:9092");
+        assert_eq!(c.data_dir, PathBuf::from("./spool-data"));
+        assert_eq!(c.socket_request_max_bytes, 100 * 1024 * 1024);
+        assert_eq!(c.flush_mode, FlushMode::Durable);
+    }
+
+    #[test]
+    fn every_shipped_key_is_commented() {
+        let mut previous_is_comment = false;
+        for line in DEFAULTS_TOML.lines() {
+            if !line.starts_with('#') && line.contains(" = ") {
+                assert!(
+                    previous_is_comment,
+                    "config key without a comment above it: {line}"
+                );
+            }
+            previous_is_comment = line.starts_with('#');
+        }
+    }
+
+    #[test]
+    fn file_env_and_flags_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "num_partitions = 3\nretention_ms = 5\n").unwrap();
+        let env = vec![
+            ("SPOOL_NUM_PARTITIONS".to_string(), "4".to_string()),
+            ("HOME".into(), "/".into()),
+        ];
+        let c = Config::load(Some(&file), env, &["retention_ms=7".into()]).unwrap();
+        assert_eq!((c.num_partitions, c.retention_ms), (4, 7));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s.toml");
+        std::fs::write(&file, "retention_mss = 5\n").unwrap();
+        let err = Config::load(Some(&file), Vec::new(), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("retention_mss"), "{err}");
+        let err = Config::load(None, vec![("SPOOL_NOPE".into(), "1".into())], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("SPOOL_NOPE"), "{err}");
+        let err = Config::load(None, Vec::new(), &["flush.mode=sometimes".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("flush"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let err = Config::load(
+            None,
+            vec![("SPOOL_NUM_PARTITIONS".into(), "many".into())],
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("num_partitions"));
+    }
+}

@@ -1,0 +1,156 @@
+//! CreateTopics: validates names, partition counts, replication factors and configs, creates
+//! (or, with `validate_only`, only checks), and reports each topic's result and configs.
+
+use super::str_bytes;
+use crate::broker::Broker;
+use crate::config::kafka_defaults::TOPIC_CONFIGS;
+use crate::config::topic::{self, TopicOverrides};
+use crate::partition::manager::{NewTopic, TopicError};
+use crate::protocol::errors;
+use crate::protocol::routes::{Reply, RequestContext};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// DescribeConfigs/CreateTopics config sources.
+pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    request: CreateTopicsRequest,
+    _ctx: RequestContext,
+) -> Reply {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for t in &request.topics {
+        *seen.entry(t.name.0.to_string()).or_default() += 1;
+    }
+    let results = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.clone();
+            if seen[&*name.0] > 1 {
+                return CreatableTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(ResponseError::InvalidRequest.code())
+                    .with_error_message(Some(str_bytes("Duplicate topic name in the request.")));
+            }
+            match create_one(&broker, t, request.validate_only) {
+                Ok(result) => result,
+                Err(e) => CreatableTopicResult::default()
+                    .with_name(name)
+                    .with_error_code(errors::topic(&e).code())
+                    .with_error_message(Some(str_bytes(e.to_string()))),
+            }
+        })
+        .collect();
+    Reply::Ready(ResponseKind::CreateTopics(
+        CreateTopicsResponse::default().with_topics(results),
+    ))
+}
+
+fn create_one(
+    broker: &Broker,
+    t: CreatableTopic,
+    validate_only: bool,
+) -> Result<CreatableTopicResult, TopicError> {
+    let config = &broker.config;
+    let mut num_partitions = if t.num_partitions == -1 {
+        config.num_partitions
+    } else {
+        t.num_partitions
+    };
+    let mut replication_factor = if t.replication_factor == -1 {
+        config.default_replication_factor
+    } else {
+        t.replication_factor
+    };
+    if !t.assignments.is_empty() {
+        // Manual assignment: each partition's replicas must be exactly this node.
+        let node = broker.node_id();
+        if t.num_partitions != -1 || t.replication_factor != -1 {
+            return Err(TopicError::InvalidConfig(
+                "Both numPartitions or replicationFactor and replicasAssignments were set.".into(),
+            ));
+        }
+        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
+        indexes.sort_unstable();
+        let contiguous = indexes.iter().enumerate().all(|(i, p)| *p == i as i32);
+        if !contiguous
+            || t.assignments
+                .iter()
+                .any(|a| a.broker_ids.iter().map(|b| b.0).ne([node]))
+        {
+            return Err(TopicError::InvalidReplicaAssignment);
+        }
+        num_partitions = t.assignments.len() as i32;
+        replication_factor = 1;
+    }
+    let mut overrides = TopicOverrides::new();
+    for c in t.configs {
+        match c.value {
+            Some(v) => overrides.insert(c.name.to_string(), v.to_string()),
+            None => {
+                return Err(TopicError::InvalidConfig(format!(
+                    "Null value for topic config {}",
+                    c.name
+                )))
+            }
+        };
+    }
+    let new = NewTopic {
+        name: t.name.0.to_string(),
+        num_partitions,
+        replication_factor,
+        overrides,
+    };
+    let (id, overrides) = if validate_only {
+        broker.topics.check_new(&new)?;
+        (uuid::Uuid::nil(), new.overrides)
+    } else {
+        let created = broker.topics.create(new)?;
+        (created.id, created.overrides.clone())
+    };
+    Ok(CreatableTopicResult::default()
+        .with_name(t.name)
+        .with_topic_id(id)
+        .with_num_partitions(num_partitions)
+        .with_replication_factor(replication_factor)
+        .with_configs(Some(described_configs(broker, &overrides))))
+}
+
+fn described_configs(broker: &Broker, overrides: &TopicOverrides) -> Vec<CreatableTopicConfigs> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let (value, source) = match overrides.get(def.name) {
+                Some(v) => (Some(v.clone()), SOURCE_TOPIC),
+                None => {
+                    let v = topic::broker_value(&broker.config, def.name);
+                    let source = if v.as_deref() != def.default {
+                        SOURCE_STATIC_BROKER
+                    } else {
+                        SOURCE_DEFAULT
+                    };
+                    (v, source)
+                }
+            };
+            CreatableTopicConfigs::default()
+                .with_name(str_bytes(def.name))
+                .with_value(if def.is_sensitive() {
+                    None
+                } else {
+                    value.map(str_bytes)
+                })
+                .with_config_source(source)
+                .with_is_sensitive(def.is_sensitive())
+        })
+        .collect()
+}

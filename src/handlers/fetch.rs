@@ -1,0 +1,207 @@
+//! Fetch: whole batches from each partition up to its high watermark (the last stable offset
+//! equals it while no transactions are open), within the partition and response byte limits,
+//! the first batch always whole. When fewer than `min_bytes` are ready, the request waits on
+//! the partitions' append notifications, up to `max_wait_ms`; it never polls.
+
+use crate::broker::Broker;
+use crate::partition::Partition;
+use crate::protocol::errors;
+use crate::protocol::routes::{Reply, RequestContext};
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
+use kafka_protocol::ResponseError;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved.
+struct Wanted {
+    topic: usize,
+    partition: i32,
+    offset: i64,
+    max_bytes: usize,
+    current_leader_epoch: i32,
+    found: Option<Arc<Partition>>,
+}
+
+/// The request, resolved once and re-read on each wake-up.
+struct Plan {
+    topics: Vec<(TopicName, uuid::Uuid, Option<ResponseError>)>,
+    wanted: Vec<Wanted>,
+    max_bytes: usize,
+    read_committed: bool,
+}
+
+pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestContext) -> Reply {
+    if request.session_id != 0 && request.session_epoch > 0 {
+        // Fetch sessions are not kept: tell the client to start over with full requests.
+        let response =
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return Reply::Ready(ResponseKind::Fetch(response));
+    }
+    let plan = resolve(
+        &broker,
+        request.topics,
+        ctx.api_version >= 13,
+        request.max_bytes,
+        request.isolation_level,
+    );
+    let (response, bytes) = read(&plan);
+    let min_bytes = request.min_bytes.max(0) as usize;
+    if bytes >= min_bytes || request.max_wait_ms <= 0 || has_error(&response) {
+        return Reply::Ready(ResponseKind::Fetch(response));
+    }
+    let wait = Duration::from_millis(request.max_wait_ms as u64);
+    Reply::Deferred(Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + wait;
+        let notify = Arc::new(Notify::new());
+        loop {
+            for p in plan.wanted.iter().filter_map(|w| w.found.as_ref()) {
+                p.register_waiter(&notify);
+            }
+            let (response, bytes) = read(&plan);
+            if bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
+                return ResponseKind::Fetch(response);
+            }
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = broker.shutdown.cancelled() => {}
+            }
+            if broker.shutdown.is_cancelled() {
+                return ResponseKind::Fetch(read(&plan).0);
+            }
+        }
+    }))
+}
+
+fn resolve(
+    broker: &Broker,
+    topics: Vec<kafka_protocol::messages::fetch_request::FetchTopic>,
+    by_id: bool,
+    max_bytes: i32,
+    isolation_level: i8,
+) -> Plan {
+    let mut plan = Plan {
+        topics: Vec::new(),
+        wanted: Vec::new(),
+        max_bytes: max_bytes.max(0) as usize,
+        read_committed: isolation_level == READ_COMMITTED,
+    };
+    for (i, t) in topics.into_iter().enumerate() {
+        let topic = if by_id {
+            broker.topics.get_by_id(t.topic_id)
+        } else {
+            broker.topics.get(&t.topic.0)
+        };
+        let missing = match (&topic, by_id) {
+            (Some(_), _) => None,
+            (None, true) => Some(ResponseError::UnknownTopicId),
+            (None, false) => Some(ResponseError::UnknownTopicOrPartition),
+        };
+        for p in t.partitions {
+            plan.wanted.push(Wanted {
+                topic: i,
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes.max(0) as usize,
+                current_leader_epoch: p.current_leader_epoch,
+                found: topic.as_ref().and_then(|t| {
+                    usize::try_from(p.partition)
+                        .ok()
+                        .and_then(|i| t.partitions.get(i).cloned())
+                }),
+            });
+        }
+        plan.topics.push((t.topic, t.topic_id, missing));
+    }
+    plan
+}
+
+/// Reads every wanted partition once; returns the response and the record bytes in it.
+fn read(plan: &Plan) -> (FetchResponse, usize) {
+    let mut responses: Vec<FetchableTopicResponse> = plan
+        .topics
+        .iter()
+        .map(|(name, id, _)| {
+            FetchableTopicResponse::default()
+                .with_topic(name.clone())
+                .with_topic_id(*id)
+        })
+        .collect();
+    let mut total = 0usize;
+    for w in &plan.wanted {
+        let budget = plan.max_bytes.saturating_sub(total);
+        let data = read_partition(w, plan, budget, total == 0);
+        total += data.records.as_ref().map_or(0, |r| r.len());
+        responses[w.topic].partitions.push(data);
+    }
+    (FetchResponse::default().with_responses(responses), total)
+}
+
+fn read_partition(w: &Wanted, plan: &Plan, budget: usize, first_with_data: bool) -> PartitionData {
+    let data = PartitionData::default()
+        .with_partition_index(w.partition)
+        .with_aborted_transactions(None);
+    let error = |code: ResponseError| {
+        data.clone()
+            .with_error_code(code.code())
+            .with_high_watermark(-1)
+            .with_records(None)
+    };
+    let Some(p) = &w.found else {
+        let code = plan.topics[w.topic]
+            .2
+            .unwrap_or(ResponseError::UnknownTopicOrPartition);
+        return error(code);
+    };
+    if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch() {
+        return error(if w.current_leader_epoch < p.leader_epoch() {
+            ResponseError::FencedLeaderEpoch
+        } else {
+            ResponseError::UnknownLeaderEpoch
+        });
+    }
+    // Past the response budget only the first partition with data may exceed it (KIP-74).
+    let limit = if first_with_data {
+        w.max_bytes
+    } else {
+        w.max_bytes.min(budget)
+    };
+    if limit == 0 && !first_with_data {
+        return data
+            .with_high_watermark(p.high_watermark())
+            .with_last_stable_offset(p.high_watermark());
+    }
+    match p.read(w.offset, limit.max(1)) {
+        Ok(mut r) => {
+            if !first_with_data && r.records.as_ref().is_some_and(|b| b.len() > limit) {
+                r.records = None;
+            }
+            data.with_high_watermark(r.high_watermark)
+                .with_last_stable_offset(r.high_watermark)
+                .with_log_start_offset(r.log_start_offset)
+                .with_aborted_transactions(plan.read_committed.then(Vec::new))
+                .with_records(Some(r.records.unwrap_or_default()))
+        }
+        Err(e) => {
+            let mut d = error(errors::partition(&e));
+            d.log_start_offset = p.log_start_offset();
+            d.high_watermark = p.high_watermark();
+            if matches!(errors::partition(&e), ResponseError::KafkaStorageError) {
+                tracing::warn!(error = %e, "fetch failed");
+            }
+            d
+        }
+    }
+}
+
+fn has_error(response: &FetchResponse) -> bool {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .any(|p| p.error_code != 0)
+}

@@ -1,0 +1,85 @@
+//! ListOffsets: earliest, latest (high watermark, or last stable offset for read_committed),
+//! max timestamp, and the first offset at or after a timestamp (through the time index).
+
+use crate::broker::Broker;
+use crate::protocol::routes::{Reply, RequestContext};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
+use kafka_protocol::ResponseError;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+pub async fn handle(
+    broker: Arc<Broker>,
+    request: ListOffsetsRequest,
+    _ctx: RequestContext,
+) -> Reply {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let mut seen = HashSet::new();
+            let duplicated: HashSet<i32> = t
+                .partitions
+                .iter()
+                .filter(|p| !seen.insert(p.partition_index))
+                .map(|p| p.partition_index)
+                .collect();
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut r = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1);
+                    if duplicated.contains(&p.partition_index) {
+                        return r.with_error_code(ResponseError::InvalidRequest.code());
+                    }
+                    let Some(partition) = broker.topics.partition(&t.name.0, p.partition_index)
+                    else {
+                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let epoch = partition.leader_epoch();
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {
+                        let e = if p.current_leader_epoch < epoch {
+                            ResponseError::FencedLeaderEpoch
+                        } else {
+                            ResponseError::UnknownLeaderEpoch
+                        };
+                        return r.with_error_code(e.code());
+                    }
+                    if partition.is_offline() {
+                        return r.with_error_code(ResponseError::KafkaStorageError.code());
+                    }
+                    r.leader_epoch = epoch;
+                    let found = match p.timestamp {
+                        LATEST => Some((partition.high_watermark(), -1)),
+                        EARLIEST | EARLIEST_LOCAL => Some((partition.log_start_offset(), -1)),
+                        MAX_TIMESTAMP => partition.max_timestamp_offset(),
+                        ts if ts >= 0 => partition.offset_for_timestamp(ts),
+                        _ => None,
+                    };
+                    if let Some((offset, timestamp)) = found {
+                        r.offset = offset;
+                        r.timestamp = timestamp;
+                    }
+                    r
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    Reply::Ready(ResponseKind::ListOffsets(
+        ListOffsetsResponse::default().with_topics(topics),
+    ))
+}

@@ -1,0 +1,37 @@
+//! spool: a Kafka-compatible broker.
+//!
+//! A map of the crate, in the order a request flows (dependencies point down this list):
+//!
+//! - [`server`]: the listener (bounded connections) and one session per connection: frames in,
+//!   responses out, in order. Knows nothing about topics.
+//! - [`protocol`]: frame bounds, decoding through the pinned and patched `kafka-protocol`
+//!   crate, the route table that drives both dispatch and ApiVersions, and the single mapping
+//!   from spool errors to Kafka error codes.
+//! - [`handlers`]: one module per Kafka API, each a `handle` function from a decoded request to
+//!   a `Reply`; never touches a socket.
+//! - [`partition`]: partitions as leader (append with producer checks, read, high watermark,
+//!   group-committed fsync, fetch wake-ups) and the topic catalog (`TopicManager`).
+//! - [`txn`]: idempotent producer state and producer id allocation.
+//! - [`log`]: segments (`.log`, `.index`, `.timeindex`), the v2 batch header, recovery,
+//!   retention. Knows nothing about the wire protocol.
+//! - [`model`]: small shared types.
+//! - [`config`]: loading and validating `config/spool.toml`, Kafka's config names and defaults,
+//!   per-topic overrides.
+//! - [`broker`]: builds and wires all of the above; start and graceful shutdown.
+//! - [`cli`]: the `spool` command line.
+//!
+//! The produce path: `server::session` reads a frame → `protocol::codec::decode` →
+//! `handlers::produce` → `partition::Partition::append_as_leader` → `log::Log::append` →
+//! `log::segment::Segment::append`; acks=-1 in durable mode then awaits
+//! `Partition::flush_to` before the session writes the response.
+
+pub mod broker;
+pub mod cli;
+pub mod config;
+pub mod handlers;
+pub mod log;
+pub mod model;
+pub mod partition;
+pub mod protocol;
+pub mod server;
+pub mod txn;

@@ -1,0 +1,420 @@
+//! Partitions as this node leads them: the log, producer state, leader epoch, high watermark,
+//! and the waiting produce (durability) and fetch (new data) requests.
+//!
+//! Locking rule: `state` is a short, synchronous critical section (validate, append, read
+//! positions); it is never held across `.await`. fsync runs on the blocking pool behind
+//! `flush_lock`, which makes concurrent waiters share one sync (group commit).
+
+pub mod manager;
+
+use crate::log::batch::BatchHeader;
+use crate::log::{AppendInfo, Log, LogConfig, LogError, RecoveryReport};
+use crate::model::{now_ms, TopicPartition};
+use crate::txn::producer_state::{
+    ProducerBatch, ProducerError, ProducerStateManager, SequenceCheck,
+};
+use bytes::{Bytes, BytesMut};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use thiserror::Error;
+use tokio::sync::Notify;
+
+const PRODUCER_SNAPSHOT: &str = "producer-state.snapshot";
+
+#[derive(Debug, Error)]
+pub enum PartitionError {
+    #[error("partition {tp}: {source}")]
+    Log {
+        tp: TopicPartition,
+        source: LogError,
+    },
+    #[error("partition {tp}: {source}")]
+    Producer {
+        tp: TopicPartition,
+        source: ProducerError,
+    },
+    #[error(
+        "partition {tp}: produce requests v3+ must carry exactly one record batch, got {count}"
+    )]
+    NotOneBatch { tp: TopicPartition, count: usize },
+    #[error("partition {tp} is offline after a storage error")]
+    Offline { tp: TopicPartition },
+    #[error("partition {tp}: fsync failed: {source}")]
+    Sync {
+        tp: TopicPartition,
+        source: std::io::Error,
+    },
+}
+
+/// Result of a successful append (or an acknowledged duplicate).
+#[derive(Debug, Clone, Copy)]
+pub struct Appended {
+    pub info: AppendInfo,
+    pub log_start_offset: i64,
+    pub duplicate: bool,
+}
+
+/// What a fetch from a partition sees.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    pub records: Option<Bytes>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+    pub log_end_offset: i64,
+}
+
+struct PartitionState {
+    log: Log,
+    producers: ProducerStateManager,
+    unflushed_messages: i64,
+}
+
+pub struct Partition {
+    tp: TopicPartition,
+    state: Mutex<PartitionState>,
+    leader_epoch: AtomicI32,
+    high_watermark: AtomicI64,
+    offline: AtomicBool,
+    flush_lock: tokio::sync::Mutex<()>,
+    /// Fetch requests waiting for new data; pruned of dropped waiters on registration.
+    waiters: Mutex<Vec<Arc<Notify>>>,
+}
+
+impl Partition {
+    /// Opens the partition's log and rebuilds its producer state.
+    pub fn open(
+        tp: TopicPartition,
+        dir: &Path,
+        config: LogConfig,
+        clean_shutdown: bool,
+    ) -> Result<(Self, RecoveryReport), PartitionError> {
+        let (log, report) =
+            Log::open(dir, config, clean_shutdown).map_err(|source| PartitionError::Log {
+                tp: tp.clone(),
+                source,
+            })?;
+        let producers = load_producer_state(&log);
+        let hw = log.log_end_offset();
+        let partition = Self {
+            tp,
+            state: Mutex::new(PartitionState {
+                log,
+                producers,
+                unflushed_messages: 0,
+            }),
+            leader_epoch: AtomicI32::new(0),
+            high_watermark: AtomicI64::new(hw),
+            offline: AtomicBool::new(false),
+            flush_lock: tokio::sync::Mutex::new(()),
+            waiters: Mutex::new(Vec::new()),
+        };
+        Ok((partition, report))
+    }
+
+    fn state(&self) -> MutexGuard<'_, PartitionState> {
+        self.state.lock().expect("partition state lock poisoned")
+    }
+
+    fn log_err(&self, source: LogError) -> PartitionError {
+        PartitionError::Log {
+            tp: self.tp.clone(),
+            source,
+        }
+    }
+
+    pub fn tp(&self) -> &TopicPartition {
+        &self.tp
+    }
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.state().log.log_start_offset()
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.state().log.log_end_offset()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.state().log.size_bytes()
+    }
+    pub fn is_offline(&self) -> bool {
+        self.offline.load(Ordering::Acquire)
+    }
+    pub fn set_config(&self, config: LogConfig) {
+        self.state().log.set_config(config);
+    }
+
+    /// Appends one producer batch as leader, after validating it and checking the producer's
+    /// sequence; a retried batch is acknowledged with its original offsets.
+    pub fn append_as_leader(&self, records: &Bytes) -> Result<Appended, PartitionError> {
+        if self.is_offline() {
+            return Err(PartitionError::Offline {
+                tp: self.tp.clone(),
+            });
+        }
+        let count = crate::log::batch::batches(records).count();
+        let mut st = self.state();
+        st.log.validate(records).map_err(|e| self.log_err(e))?;
+        if count != 1 {
+            return Err(PartitionError::NotOneBatch {
+                tp: self.tp.clone(),
+                count,
+            });
+        }
+        let header = BatchHeader::parse(records).expect("validated");
+        let producer = ProducerBatch::from_header(&header);
+        if let Some(p) = &producer {
+            let check = st
+                .producers
+                .check(p)
+                .map_err(|source| PartitionError::Producer {
+                    tp: self.tp.clone(),
+                    source,
+                })?;
+            if let SequenceCheck::Duplicate {
+                base_offset,
+                last_offset,
+            } = check
+            {
+                let info = AppendInfo {
+                    base_offset,
+                    last_offset,
+                    log_append_time: -1,
+                };
+                return Ok(Appended {
+                    info,
+                    log_start_offset: st.log.log_start_offset(),
+                    duplicate: true,
+                });
+            }
+        }
+        let mut owned = BytesMut::from(&records[..]);
+        let now = now_ms();
+        let info = match st.log.append(&mut owned, self.leader_epoch(), now) {
+            Ok(info) => info,
+            Err(e) => {
+                if matches!(e, LogError::Io { .. }) {
+                    tracing::error!(partition = %self.tp, error = %e, "append failed");
+                }
+                return Err(self.log_err(e));
+            }
+        };
+        if let Some(p) = &producer {
+            st.producers.record(p, info.base_offset, info.last_offset);
+        }
+        st.unflushed_messages += info.last_offset - info.base_offset + 1;
+        let log_start_offset = st.log.log_start_offset();
+        drop(st);
+        // One replica: the high watermark is the log end.
+        self.high_watermark
+            .store(info.last_offset + 1, Ordering::Release);
+        self.wake_fetchers();
+        Ok(Appended {
+            info,
+            log_start_offset,
+            duplicate: false,
+        })
+    }
+
+    /// Messages appended since the last flush (for `flush_messages`).
+    pub fn unflushed_messages(&self) -> i64 {
+        self.state().unflushed_messages
+    }
+
+    /// Makes every offset below `offset` durable with fsync. Concurrent callers share syncs: a
+    /// caller that finds its offset covered by a sync that finished while it waited returns at
+    /// once. A failed fsync takes the partition offline and is never reported as success.
+    pub async fn flush_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let _one_sync_at_a_time = self.flush_lock.lock().await;
+        if self.is_offline() {
+            return Err(PartitionError::Offline {
+                tp: self.tp.clone(),
+            });
+        }
+        let (target, files) = {
+            let st = self.state();
+            if st.log.recovery_point() >= offset {
+                return Ok(());
+            }
+            st.log.flush_files()
+        };
+        let synced =
+            tokio::task::spawn_blocking(move || files.iter().try_for_each(|f| f.sync_data()))
+                .await
+                .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())));
+        if let Err(source) = synced {
+            self.offline.store(true, Ordering::Release);
+            tracing::error!(partition = %self.tp, error = %source, "fsync failed; partition taken offline");
+            return Err(PartitionError::Sync {
+                tp: self.tp.clone(),
+                source,
+            });
+        }
+        let mut st = self.state();
+        st.log.mark_flushed(target);
+        st.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// Flushes everything appended so far.
+    pub async fn flush(&self) -> Result<(), PartitionError> {
+        let end = self.log_end_offset();
+        self.flush_to(end).await
+    }
+
+    /// Reads whole batches from `offset` up to the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, PartitionError> {
+        let st = self.state();
+        let high_watermark = self.high_watermark();
+        let records = st
+            .log
+            .read(offset, max_bytes, high_watermark)
+            .map_err(|e| self.log_err(e))?;
+        Ok(ReadResult {
+            records,
+            high_watermark,
+            log_start_offset: st.log.log_start_offset(),
+            log_end_offset: st.log.log_end_offset(),
+        })
+    }
+
+    /// Registers `waiter` to be woken by the next append.
+    pub fn register_waiter(&self, waiter: &Arc<Notify>) {
+        let mut waiters = self.waiters.lock().expect("waiters lock");
+        waiters.retain(|w| Arc::strong_count(w) > 1);
+        waiters.push(waiter.clone());
+    }
+
+    fn wake_fetchers(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock().expect("waiters lock"));
+        for w in waiters {
+            w.notify_one();
+        }
+    }
+
+    /// The first offset whose record timestamp is at or after `timestamp`, with that timestamp.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
+        let st = self.state();
+        let hw = self.high_watermark();
+        let start = st.log.timestamp_search_start(timestamp)?;
+        for batch in st.log.batch_bytes_from(start) {
+            let h = BatchHeader::parse(&batch).expect("whole batch");
+            if h.base_offset() >= hw {
+                break;
+            }
+            if h.max_timestamp() < timestamp {
+                continue;
+            }
+            if h.is_log_append_time() {
+                return Some((h.base_offset(), h.max_timestamp()));
+            }
+            if let Some(found) = first_record_at_or_after(batch, timestamp) {
+                return Some(found);
+            }
+        }
+        None
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp (first such record).
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        let st = self.state();
+        let mut best: Option<(i64, i64, Bytes)> = None;
+        let hw = self.high_watermark();
+        for batch in st.log.batch_bytes_from(st.log.log_start_offset()) {
+            let h = BatchHeader::parse(&batch).expect("whole batch");
+            if h.base_offset() >= hw {
+                break;
+            }
+            if best.as_ref().is_none_or(|b| h.max_timestamp() > b.1) {
+                best = Some((h.base_offset(), h.max_timestamp(), batch.clone()));
+            }
+        }
+        let (base, ts, batch) = best?;
+        if BatchHeader::parse(&batch)
+            .expect("whole batch")
+            .is_log_append_time()
+        {
+            return Some((base, ts));
+        }
+        first_record_at_or_after(batch, ts).or(Some((base, ts)))
+    }
+
+    /// Deletes segments past retention; returns how many.
+    pub fn apply_retention(&self) -> Result<usize, PartitionError> {
+        let hw = self.high_watermark();
+        self.state()
+            .log
+            .apply_retention(now_ms(), hw)
+            .map_err(|e| self.log_err(e))
+    }
+
+    /// Expires idle producers and writes the recovery point and a producer snapshot.
+    pub fn checkpoint(&self, producer_expiration_ms: i64) -> Result<(), PartitionError> {
+        let mut st = self.state();
+        st.producers.expire(now_ms(), producer_expiration_ms);
+        let end = st.log.log_end_offset();
+        st.log.checkpoint().map_err(|e| self.log_err(e))?;
+        let path = st.log.dir().join(PRODUCER_SNAPSHOT);
+        st.producers
+            .write_snapshot(&path, end)
+            .map_err(|source| self.log_err(LogError::Io { path, source }))
+    }
+
+    /// At shutdown: sync everything, write index maps, recovery point and producer snapshot.
+    pub async fn close(&self, producer_expiration_ms: i64) -> Result<(), PartitionError> {
+        self.flush().await?;
+        self.state()
+            .log
+            .flush_indexes()
+            .map_err(|e| self.log_err(e))?;
+        self.checkpoint(producer_expiration_ms)
+    }
+
+    /// Removes the partition's data. Called after the topic is gone from the catalog.
+    pub fn delete_data(self) -> Result<(), PartitionError> {
+        let st = self
+            .state
+            .into_inner()
+            .expect("partition state lock poisoned");
+        let tp = self.tp;
+        st.log
+            .delete()
+            .map_err(|source| PartitionError::Log { tp, source })
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.state().log.dir().to_path_buf()
+    }
+}
+
+/// Rebuilds producer state from the snapshot (if it is usable) and the batches after it.
+fn load_producer_state(log: &Log) -> ProducerStateManager {
+    let path = log.dir().join(PRODUCER_SNAPSHOT);
+    let (mut producers, from) = match ProducerStateManager::read_snapshot(&path) {
+        Some((state, offset))
+            if offset <= log.log_end_offset() && offset >= log.log_start_offset() =>
+        {
+            (state, offset)
+        }
+        _ => (ProducerStateManager::default(), log.log_start_offset()),
+    };
+    log.for_each_batch_from(from, |h| {
+        if h.base_offset() >= from {
+            producers.replay(h)
+        }
+    });
+    producers
+}
+
+/// Decodes a batch and finds its first record with a timestamp at or after `timestamp`.
+fn first_record_at_or_after(mut batch: Bytes, timestamp: i64) -> Option<(i64, i64)> {
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.timestamp >= timestamp)
+        .map(|r| (r.offset, r.timestamp))
+}

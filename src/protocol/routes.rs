@@ -1,0 +1,111 @@
+//! The route table: for each served API, its version range and its handler. Dispatch and the
+//! ApiVersions answer both read this one table, so what is advertised is what is served.
+
+use crate::broker::Broker;
+use crate::handlers;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// What a handler gives back.
+pub enum Reply {
+    /// The response, ready to write.
+    Ready(ResponseKind),
+    /// A response that completes later (a produce waiting for durability, a fetch waiting for
+    /// data). Responses are still written in request order.
+    Deferred(BoxFuture<ResponseKind>),
+    /// No response at all (acks=0 produce).
+    Nothing,
+}
+
+/// Request facts a handler may need beside the body.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub api_version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+pub type Handler = fn(Arc<Broker>, RequestKind, RequestContext) -> BoxFuture<Reply>;
+
+pub struct Route {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+    pub handle: Handler,
+}
+
+macro_rules! routes {
+    ($( $key:ident $min:literal ..= $max:literal => $module:ident ),* $(,)?) => {
+        mod dispatch {
+            use super::*;
+            $(
+                #[allow(non_snake_case)]
+                pub(super) fn $key(broker: Arc<Broker>, request: RequestKind, ctx: RequestContext) -> BoxFuture<Reply> {
+                    Box::pin(async move {
+                        match request {
+                            RequestKind::$key(r) => handlers::$module::handle(broker, r, ctx).await,
+                            // `codec::decode` decodes the body by this route's own key.
+                            other => unreachable!("{} routed to {}", other_name(&other), stringify!($key)),
+                        }
+                    })
+                }
+            )*
+        }
+        /// Served APIs, in API key order.
+        pub static ROUTES: &[Route] = &[
+            $( Route { api_key: ApiKey::$key, min_version: $min, max_version: $max, handle: dispatch::$key } ),*
+        ];
+    };
+}
+
+fn other_name(request: &RequestKind) -> String {
+    let debug = format!("{request:?}");
+    debug.split('(').next().unwrap_or_default().to_string()
+}
+
+routes! {
+    Produce 3..=13 => produce,
+    Fetch 4..=18 => fetch,
+    ListOffsets 1..=10 => list_offsets,
+    Metadata 0..=13 => metadata,
+    ApiVersions 0..=4 => api_versions,
+    CreateTopics 2..=7 => create_topics,
+    DeleteTopics 1..=6 => delete_topics,
+    InitProducerId 0..=5 => init_producer_id,
+    DescribeConfigs 1..=4 => describe_configs,
+    DescribeCluster 0..=2 => describe_cluster,
+}
+
+/// The route serving `key`, if spool serves it.
+pub fn route(key: ApiKey) -> Option<&'static Route> {
+    ROUTES.iter().find(|r| r.api_key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_within_what_the_protocol_crate_can_decode() {
+        for r in ROUTES {
+            let valid = r.api_key.valid_versions();
+            assert!(
+                r.min_version >= valid.min && r.max_version <= valid.max,
+                "{:?}",
+                r.api_key
+            );
+            assert!(r.min_version <= r.max_version);
+        }
+    }
+
+    #[test]
+    fn routes_are_unique_and_sorted() {
+        for pair in ROUTES.windows(2) {
+            assert!((pair[0].api_key as i16) < (pair[1].api_key as i16));
+        }
+    }
+}

@@ -1,0 +1,69 @@
+'use strict'
+
+// Glue for the node:test files: one spool broker per test file, one kafkajs
+// client, broker log tail attached to every failure.
+
+const { Kafka, logLevel } = require('kafkajs')
+const { startSpool } = require('./spool')
+const { registerCodecs } = require('./codecs')
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
+
+const kafkajsLogLevel = () => {
+  const name = (process.env.KAFKAJS_LOG_LEVEL || 'ERROR').toUpperCase()
+  return logLevel[name] === undefined ? logLevel.ERROR : logLevel[name]
+}
+
+function createKafka(spool, clientId) {
+  registerCodecs()
+  return new Kafka({
+    clientId,
+    brokers: spool.brokers,
+    connectionTimeout: 3000,
+    requestTimeout: 30000,
+    logLevel: kafkajsLogLevel(),
+    // bounded retries everywhere (the idempotent producer overrides this)
+    retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+  })
+}
+
+/** Run fn; on failure, print the broker log tail and rethrow. */
+async function withBrokerLogs(_t, spool, fn) {
+  try {
+    return await fn()
+  } catch (e) {
+    const tail = spool ? spool.logTail(60) : '<no broker>'
+    // (t.diagnostic would escape the newlines; stderr is shown as-is)
+    console.error(`--- spool log (${spool && spool.logFile}) tail ---\n${tail}\n--- end of spool log ---`)
+    if (spool) spool.failed = true
+    throw e
+  }
+}
+
+const uniqueTopic = prefix => `${prefix}-${process.pid}-${Date.now().toString(36)}`
+
+/** Start the broker for a test file; returns the spool handle. */
+async function startBroker() {
+  return startSpool()
+}
+
+/**
+ * Stop the broker; asserts the SIGTERM contract (clean exit, code 0).
+ * The temp dir is removed only if nothing failed.
+ */
+async function stopBroker(spool) {
+  if (!spool) return null
+  const result = await spool.stop()
+  if (!result.graceful) {
+    throw new Error(
+      `spool did not shut down gracefully on SIGTERM: ${JSON.stringify(result)}\n` +
+        `--- ${spool.logFile} (tail) ---\n${spool.logTail(60)}`
+    )
+  }
+  if (!spool.failed && !process.env.SPOOL_KEEP_TMP) {
+    require('fs').rmSync(spool.tmpDir, { recursive: true, force: true })
+  }
+  return result
+}
+
+module.exports = { createKafka, withBrokerLogs, uniqueTopic, startBroker, stopBroker }
