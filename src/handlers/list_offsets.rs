@@ -19,8 +19,10 @@ const EARLIEST_LOCAL: i64 = -4;
 pub async fn handle(
     broker: Arc<Broker>,
     request: ListOffsetsRequest,
-    _ctx: RequestContext,
+    ctx: RequestContext,
 ) -> Reply {
+    // The leader epoch is in responses from v4 on; older versions must leave it at -1.
+    let with_epoch = ctx.api_version >= 4;
     let topics = request
         .topics
         .into_iter()
@@ -59,7 +61,9 @@ pub async fn handle(
                     if partition.is_offline() {
                         return r.with_error_code(ResponseError::KafkaStorageError.code());
                     }
-                    r.leader_epoch = epoch;
+                    if with_epoch {
+                        r.leader_epoch = epoch;
+                    }
                     let found = match p.timestamp {
                         LATEST => Some((partition.high_watermark(), -1)),
                         EARLIEST | EARLIEST_LOCAL => Some((partition.log_start_offset(), -1)),

@@ -25,7 +25,8 @@ const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
 const tailFile = (file, maxLines = 80) => {
   try {
-    const text = fs.readFileSync(file, 'utf8')
+    // strip ANSI colour sequences in case the broker colours its log anyway
+    const text = fs.readFileSync(file, 'utf8').replace(/\x1b\[[0-9;]*m/g, '')
     const lines = text.split('\n')
     return lines.slice(-maxLines - 1).join('\n')
   } catch (e) {
@@ -86,7 +87,7 @@ async function startSpool({ settings = {}, readyTimeoutMs = DEFAULT_READY_TIMEOU
   try {
     child = spawn(SPOOL_BIN, args, {
       stdio: ['ignore', logFd, logFd],
-      env: { RUST_BACKTRACE: '1', ...process.env },
+      env: { RUST_BACKTRACE: '1', NO_COLOR: '1', ...process.env },
     })
   } finally {
     fs.closeSync(logFd) // the child has its own copy
