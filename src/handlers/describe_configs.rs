@@ -53,7 +53,8 @@ fn describe(broker: &Broker, r: DescribeConfigsResource, wants: &Wants) -> Descr
             .with_error_code(code.code())
             .with_error_message(Some(str_bytes(message)))
     };
-    let keys = r.configuration_keys.as_ref();
+    // Null (or, leniently, empty) asks for every config.
+    let keys = r.configuration_keys.as_ref().filter(|k| !k.is_empty());
     let selected = |table: &'static [ConfigDef]| -> Vec<&'static ConfigDef> {
         table
             .iter()

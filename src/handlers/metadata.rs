@@ -35,14 +35,14 @@ pub async fn handle(broker: Arc<Broker>, request: MetadataRequest, ctx: RequestC
         Some(list) => list
             .into_iter()
             .map(|req| match req.name {
-                Some(name) => by_name(
+                Some(name) if req.topic_id.is_nil() => by_name(
                     &broker,
                     &name.0,
                     request.allow_auto_topic_creation,
                     node,
                     include_topic_ops,
                 ),
-                None => match broker.topics.get_by_id(req.topic_id) {
+                _ => match broker.topics.get_by_id(req.topic_id) {
                     Some(t) => describe(&t, node, include_topic_ops),
                     None => MetadataResponseTopic::default()
                         .with_topic_id(req.topic_id)
