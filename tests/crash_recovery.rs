@@ -49,7 +49,7 @@ fn acknowledged_records_survive_repeated_sigkill() {
                     }
                 }
                 p.poll(Duration::ZERO);
-                if i % 64 == 0 {
+                if i.is_multiple_of(64) {
                     // Keep a bounded backlog so kills land mid-stream, not in a huge queue.
                     while p.in_flight_count() > 5000 && !stop.load(Ordering::Relaxed) {
                         p.poll(Duration::from_millis(5));

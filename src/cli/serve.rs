@@ -42,6 +42,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    for name in &config.ignored_env {
+        tracing::warn!("ignoring environment variable {name}: it names no spool config key");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("spool")

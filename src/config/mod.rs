@@ -1,5 +1,6 @@
 //! Broker configuration: compiled-in defaults (`config/spool.toml`), then a file, then
-//! `SPOOL_*` environment variables, then `--set` flags. Unknown keys are errors that name them.
+//! `SPOOL_*` environment variables, then `--set` flags. Unknown keys in a file or a flag are
+//! errors that name them; unknown `SPOOL_*` variables are warnings (the environment is shared).
 
 pub mod kafka_defaults;
 pub mod topic;
@@ -75,6 +76,10 @@ pub struct Config {
     pub flush_ms: i64,
     pub checkpoint_interval_ms: u64,
     pub producer_id_expiration_ms: i64,
+    /// `SPOOL_*` environment variables that name no config key (reported as warnings: the
+    /// environment is shared with other tools, unlike a config file).
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
 }
 
 impl Config {
@@ -98,13 +103,12 @@ impl Config {
         }
         let env: BTreeMap<String, String> = env.into_iter().collect();
         let keys: Vec<String> = table.keys().cloned().collect();
+        let mut ignored_env = Vec::new();
         for (name, raw) in env.iter().filter(|(k, _)| k.starts_with("SPOOL_")) {
             let key = name["SPOOL_".len()..].to_ascii_lowercase();
             if !keys.contains(&key) {
-                return Err(ConfigError::UnknownKey {
-                    key: name.clone(),
-                    origin: "the environment".into(),
-                });
+                ignored_env.push(name.clone());
+                continue;
             }
             let value = typed_value(&table[&key], raw, &key, name)?;
             set(&mut table, &key, value, name)?;
@@ -126,13 +130,14 @@ impl Config {
             let value = typed_value(&current, raw.trim(), &key, "--set")?;
             set(&mut table, &key, value, "--set")?;
         }
-        let config: Config =
+        let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
                 .map_err(|e| ConfigError::Parse {
                     origin: "merged configuration".into(),
                     source: Box::new(e),
                 })?;
+        config.ignored_env = ignored_env;
         config.validate()?;
         Ok(config)
     }
@@ -337,10 +342,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("retention_mss"), "{err}");
-        let err = Config::load(None, vec![("SPOOL_NOPE".into(), "1".into())], &[])
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("SPOOL_NOPE"), "{err}");
+        let c = Config::load(None, vec![("SPOOL_NOPE".into(), "1".into())], &[]).unwrap();
+        assert_eq!(c.ignored_env, ["SPOOL_NOPE"], "reported, not fatal");
         let err = Config::load(None, Vec::new(), &["flush.mode=sometimes".into()])
             .unwrap_err()
             .to_string();

@@ -38,7 +38,7 @@ pub async fn handle(
         && (!valid(&request.client_software_name) || !valid(&request.client_software_version))
     {
         let invalid = kafka_protocol::ResponseError::InvalidRequest.code();
-        return Reply::Ready(ResponseKind::ApiVersions(response(invalid)));
+        return Reply::ready(ResponseKind::ApiVersions(response(invalid)));
     }
-    Reply::Ready(ResponseKind::ApiVersions(response(0)))
+    Reply::ready(ResponseKind::ApiVersions(response(0)))
 }

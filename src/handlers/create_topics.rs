@@ -51,7 +51,7 @@ pub async fn handle(
             }
         })
         .collect();
-    Reply::Ready(ResponseKind::CreateTopics(
+    Reply::ready(ResponseKind::CreateTopics(
         CreateTopicsResponse::default().with_topics(results),
     ))
 }

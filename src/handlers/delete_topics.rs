@@ -47,7 +47,7 @@ pub async fn handle(
             }
         })
         .collect();
-    Reply::Ready(ResponseKind::DeleteTopics(
+    Reply::ready(ResponseKind::DeleteTopics(
         DeleteTopicsResponse::default().with_responses(responses),
     ))
 }

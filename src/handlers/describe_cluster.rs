@@ -32,12 +32,12 @@ pub async fn handle(
         response.error_message = Some(str_bytes(
             "spool nodes answer for the broker endpoints only",
         ));
-        return Reply::Ready(ResponseKind::DescribeCluster(response));
+        return Reply::ready(ResponseKind::DescribeCluster(response));
     }
     let (host, port) = broker.advertised();
     response.brokers = vec![DescribeClusterBroker::default()
         .with_broker_id(BrokerId(broker.node_id()))
         .with_host(str_bytes(host))
         .with_port(port)];
-    Reply::Ready(ResponseKind::DescribeCluster(response))
+    Reply::ready(ResponseKind::DescribeCluster(response))
 }

@@ -38,7 +38,7 @@ pub async fn handle(
         .into_iter()
         .map(|r| describe(&broker, r, &wants))
         .collect();
-    Reply::Ready(ResponseKind::DescribeConfigs(
+    Reply::ready(ResponseKind::DescribeConfigs(
         DescribeConfigsResponse::default().with_results(results),
     ))
 }

@@ -39,7 +39,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
         // Fetch sessions are not kept: tell the client to start over with full requests.
         let response =
             FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
-        return Reply::Ready(ResponseKind::Fetch(response));
+        return Reply::ready(ResponseKind::Fetch(response));
     }
     let plan = resolve(
         &broker,
@@ -51,7 +51,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
     let (response, bytes) = read(&plan);
     let min_bytes = request.min_bytes.max(0) as usize;
     if bytes >= min_bytes || request.max_wait_ms <= 0 || has_error(&response) {
-        return Reply::Ready(ResponseKind::Fetch(response));
+        return Reply::ready(ResponseKind::Fetch(response));
     }
     let wait = Duration::from_millis(request.max_wait_ms as u64);
     Reply::Deferred(Box::pin(async move {

@@ -20,7 +20,7 @@ pub async fn handle(
         .with_producer_epoch(-1);
     if request.transactional_id.is_some() {
         response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return Reply::Ready(ResponseKind::InitProducerId(response));
+        return Reply::ready(ResponseKind::InitProducerId(response));
     }
     match broker.producer_ids.next_id() {
         Ok(id) => {
@@ -32,5 +32,5 @@ pub async fn handle(
             response.error_code = ResponseError::KafkaStorageError.code();
         }
     }
-    Reply::Ready(ResponseKind::InitProducerId(response))
+    Reply::ready(ResponseKind::InitProducerId(response))
 }

@@ -83,7 +83,7 @@ pub async fn handle(
                 .with_partitions(partitions)
         })
         .collect();
-    Reply::Ready(ResponseKind::ListOffsets(
+    Reply::ready(ResponseKind::ListOffsets(
         ListOffsetsResponse::default().with_topics(topics),
     ))
 }

@@ -64,7 +64,7 @@ pub async fn handle(broker: Arc<Broker>, request: MetadataRequest, ctx: RequestC
             OPERATIONS_NOT_REQUESTED
         })
         .with_topics(topics);
-    Reply::Ready(ResponseKind::Metadata(response))
+    Reply::ready(ResponseKind::Metadata(response))
 }
 
 fn by_name(

@@ -45,7 +45,7 @@ pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestCo
         ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
     };
     if !wait_for_sync {
-        return Reply::Ready(assemble(topics));
+        return Reply::ready(assemble(topics));
     }
     Reply::Deferred(Box::pin(async move {
         for (_, _, outcomes) in topics.iter_mut() {

@@ -13,12 +13,18 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// What a handler gives back.
 pub enum Reply {
     /// The response, ready to write.
-    Ready(ResponseKind),
+    Ready(Box<ResponseKind>),
     /// A response that completes later (a produce waiting for durability, a fetch waiting for
     /// data). Responses are still written in request order.
     Deferred(BoxFuture<ResponseKind>),
     /// No response at all (acks=0 produce).
     Nothing,
+}
+
+impl Reply {
+    pub fn ready(body: ResponseKind) -> Self {
+        Reply::Ready(Box::new(body))
+    }
 }
 
 /// Request facts a handler may need beside the body.

@@ -10,7 +10,7 @@
 use crate::broker::Broker;
 use crate::handlers::api_versions;
 use crate::protocol::codec::{self, DecodeError, RawHeader};
-use crate::protocol::frame::read_frame;
+use crate::protocol::frame::{read_frame, FrameError};
 use crate::protocol::routes::{Reply, RequestContext};
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
@@ -44,6 +44,10 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
         let frame = match frame {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
+            Err(FrameError::Io(e)) => {
+                tracing::debug!(%peer, error = %e, "client went away");
+                break;
+            }
             Err(e) => {
                 tracing::warn!(%peer, error = %e, "closing connection: bad frame");
                 break;
@@ -77,7 +81,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Pending>,
             ..
         }) => {
             let body = api_versions::response(ResponseError::UnsupportedVersion.code());
-            let reply = Reply::Ready(ResponseKind::ApiVersions(body));
+            let reply = Reply::ready(ResponseKind::ApiVersions(body));
             return Ok(Some(Pending {
                 correlation_id: raw.correlation_id,
                 key: ApiKey::ApiVersions,
@@ -108,7 +112,7 @@ async fn write_loop(socket: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, pee
     let mut out = BufWriter::with_capacity(64 * 1024, socket);
     while let Some(p) = rx.recv().await {
         let body = match p.reply {
-            Reply::Ready(body) => body,
+            Reply::Ready(body) => *body,
             Reply::Deferred(future) => future.await,
             Reply::Nothing => continue,
         };

@@ -11,6 +11,8 @@ that offset.
 
 from __future__ import annotations
 
+import socket
+import struct
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -222,3 +224,148 @@ class Deadline:
 
     def expired(self) -> bool:
         return time.monotonic() >= self.end
+
+
+# --- Raw wire check of what the broker stored -------------------------------------------
+#
+# A client that thinks the broker can't take a codec may silently send uncompressed
+# batches (librdkafka does this), and every record would still round-trip. So the suite
+# also reads the partitions back with a plain Fetch v4 over a socket of its own and looks
+# at the record-batch headers: codec, magic, producer id and sequence numbers.
+
+CODEC_IDS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
+_BATCH_HEADER = struct.Struct(">qiibIhiqqqhii")  # 61 bytes, record batch v2 header
+
+
+@dataclass(frozen=True)
+class StoredBatch:
+    base_offset: int
+    record_count: int
+    magic: int
+    codec: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+
+
+def _wire_str(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack(">h", len(b)) + b
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError(f"broker closed the connection after {len(buf)}/{n} bytes")
+        buf += chunk
+    return bytes(buf)
+
+
+def _fetch_v4(sock, corr: int, topic: str, partition: int, offset: int):
+    body = struct.pack(">iiiib", -1, 100, 1, 64 << 20, 0)  # replica, max_wait, min_bytes, max_bytes, isolation
+    body += struct.pack(">i", 1) + _wire_str(topic)
+    body += struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, 64 << 20)
+    header = struct.pack(">hhi", 1, 4, corr) + _wire_str("compat-raw-fetch")
+    msg = header + body
+    sock.sendall(struct.pack(">i", len(msg)) + msg)
+    size = struct.unpack(">i", _recv_exact(sock, 4))[0]
+    data = _recv_exact(sock, size)
+    pos = 0
+    (rcorr,) = struct.unpack_from(">i", data, pos); pos += 4
+    assert rcorr == corr, f"correlation id {rcorr} != {corr}"
+    pos += 4  # throttle_time_ms
+    (ntopics,) = struct.unpack_from(">i", data, pos); pos += 4
+    assert ntopics == 1, f"Fetch v4 response has {ntopics} topics"
+    (tlen,) = struct.unpack_from(">h", data, pos); pos += 2 + tlen
+    (nparts,) = struct.unpack_from(">i", data, pos); pos += 4
+    assert nparts == 1, f"Fetch v4 response has {nparts} partitions"
+    part, err, hwm, _lso = struct.unpack_from(">ihqq", data, pos); pos += 22
+    (naborted,) = struct.unpack_from(">i", data, pos); pos += 4
+    if naborted > 0:
+        pos += 16 * naborted
+    (rlen,) = struct.unpack_from(">i", data, pos); pos += 4
+    records = data[pos:pos + rlen] if rlen > 0 else b""
+    assert part == partition and err == 0, f"Fetch v4 {topic}-{partition}@{offset}: partition {part} error {err}"
+    return hwm, records
+
+
+def stored_batches(bootstrap: str, topic: str, partition: int, timeout_s: float = 30.0) -> list[StoredBatch]:
+    """All record-batch headers of a partition, read with raw Fetch v4 requests."""
+    host, _, port = bootstrap.rpartition(":")
+    deadline = Deadline(timeout_s)
+    batches: list[StoredBatch] = []
+    with socket.create_connection((host, int(port)), timeout=timeout_s) as sock:
+        offset, corr, hwm = 0, 0, None
+        while (hwm is None or offset < hwm) and not deadline.expired() and corr < 10_000:
+            corr += 1
+            hwm, records = _fetch_v4(sock, corr, topic, partition, offset)
+            pos = 0
+            progressed = False
+            while pos + _BATCH_HEADER.size <= len(records):
+                (base, blen, _epoch, magic, _crc, attrs, last_delta, _bts, _mts,
+                 pid, pepoch, bseq, count) = _BATCH_HEADER.unpack_from(records, pos)
+                if pos + 12 + blen > len(records):
+                    break  # partial trailing batch: fetch again from here
+                if base + last_delta >= offset:
+                    batches.append(StoredBatch(base, count, magic, attrs & 0x7, pid, pepoch, bseq))
+                offset = max(offset, base + last_delta + 1)
+                progressed = True
+                pos += 12 + blen
+            if not progressed and offset < hwm:
+                raise AssertionError(
+                    f"Fetch v4 {topic}-{partition}@{offset} returned no complete batch "
+                    f"({len(records)} bytes) below high watermark {hwm}"
+                )
+    assert hwm is not None and offset >= hwm, f"raw fetch of {topic}-{partition} stopped at {offset}/{hwm}"
+    return batches
+
+
+def check_stored_batches(bootstrap: str, topic: str, at: dict, codec: str, idempotent: bool) -> None:
+    """What the broker hands back on the wire: v2 batches in the requested codec, and for an
+    idempotent producer one producer id/epoch with gapless sequences from 0 per partition;
+    without idempotence, no producer id."""
+    p = Problems()
+    want_codec = CODEC_IDS[codec]
+    counts: dict[int, int] = {}
+    for (part, _off) in at:
+        counts[part] = counts.get(part, 0) + 1
+    pids = set()
+    downgraded = False
+    for part in range(NUM_PARTITIONS):
+        batches = stored_batches(bootstrap, topic, part)
+        total = sum(b.record_count for b in batches)
+        if total != counts.get(part, 0):
+            p.add(f"partition {part}: batches hold {total} records, expected {counts.get(part, 0)}")
+        wrong = [b for b in batches if b.codec != want_codec]
+        if wrong:
+            p.add(
+                f"partition {part}: {len(wrong)}/{len(batches)} batches stored with codec "
+                f"{sorted({b.codec for b in wrong})} instead of {want_codec} ({codec}); first at "
+                f"offset {wrong[0].base_offset}"
+            )
+            if want_codec and all(b.codec == 0 for b in wrong):
+                downgraded = True
+        if any(b.magic != 2 for b in batches):
+            p.add(f"partition {part}: batches with magic {sorted({b.magic for b in batches})}, expected 2")
+        seq = 0
+        for b in batches:
+            if idempotent:
+                pids.add((b.producer_id, b.producer_epoch))
+                if b.producer_id < 0:
+                    p.add(f"partition {part}: batch at {b.base_offset} has no producer id")
+                if b.base_sequence != seq:
+                    p.add(f"partition {part}: batch at {b.base_offset} has base sequence {b.base_sequence}, expected {seq}")
+                seq = b.base_sequence + b.record_count
+            elif b.producer_id != -1:
+                p.add(f"partition {part}: non-idempotent batch at {b.base_offset} has producer id {b.producer_id}")
+    if downgraded:
+        p.add(
+            "hint: the client sent these batches uncompressed, i.e. it judged from ApiVersions "
+            "that the broker can't take this codec (librdkafka enables lz4 only when FindCoordinator "
+            "v0 is advertised, zstd only with Produce v7 + Fetch v10)"
+        )
+    if idempotent and len(pids) > 1:
+        p.add(f"more than one producer id/epoch across batches: {sorted(pids)}")
+    p.check(f"stored record batches ({codec}{', idempotent' if idempotent else ''})")

@@ -43,6 +43,7 @@ from compat_common import (
     check_consumed,
     check_deliveries,
     check_in_order,
+    check_stored_batches,
     check_watermarks,
     make_records,
     unique_topic,
@@ -170,17 +171,18 @@ async def consume_all(bootstrap: str, topic: str, expected_total: int):
         await asyncio.wait_for(consumer.stop(), timeout=30)
 
 
-async def roundtrip(bootstrap: str, topic: str, records, *, ordered: bool, **producer_config):
+async def roundtrip(bootstrap: str, topic: str, records, *, idempotent: bool, codec: str, **producer_config):
     await create_topic(bootstrap, topic)
     t0 = time.monotonic()
     deliveries = await produce(bootstrap, topic, records, **producer_config)
     at = check_deliveries(records, deliveries)
-    if ordered:
+    if idempotent:
         check_in_order(records, at)
     t1 = time.monotonic()
     consumed, low, high = await consume_all(bootstrap, topic, len(records))
     check_consumed(records, at, consumed)
     check_watermarks(at, low, high)
+    check_stored_batches(bootstrap, topic, at, codec, idempotent=idempotent)
     return t1 - t0, time.monotonic() - t1
 
 
@@ -194,7 +196,8 @@ def test_produce_consume_roundtrip(bootstrap, compression):
             bootstrap,
             topic,
             records,
-            ordered=False,
+            idempotent=False,
+            codec=compression,
             compression_type=None if compression == "none" else compression,
             enable_idempotence=False,
         )
@@ -206,4 +209,4 @@ def test_produce_consume_roundtrip(bootstrap, compression):
 def test_idempotent_producer_exactly_once_in_order(bootstrap):
     topic = unique_topic(CLIENT, "idempotent")
     records = make_records(NUM_IDEMPOTENT_RECORDS, tag=f"{CLIENT}-idempotent")
-    asyncio.run(roundtrip(bootstrap, topic, records, ordered=True, enable_idempotence=True))
+    asyncio.run(roundtrip(bootstrap, topic, records, idempotent=True, codec="none", enable_idempotence=True))

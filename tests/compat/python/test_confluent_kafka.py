@@ -46,6 +46,7 @@ from compat_common import (
     check_consumed,
     check_deliveries,
     check_in_order,
+    check_stored_batches,
     check_watermarks,
     make_records,
     unique_topic,
@@ -239,6 +240,7 @@ def test_produce_consume_roundtrip(bootstrap, compression):
     consumed, low, high = consume_all(bootstrap, topic, len(records))
     check_consumed(records, at, consumed)
     check_watermarks(at, low, high)
+    check_stored_batches(bootstrap, topic, at, compression, idempotent=False)
     print(f"confluent-kafka {compression}: produce {t1 - t0:.1f}s, consume {time.monotonic() - t1:.1f}s")
 
 
@@ -265,3 +267,4 @@ def test_idempotent_producer_exactly_once_in_order(bootstrap):
     consumed, low, high = consume_all(bootstrap, topic, len(records))
     check_consumed(records, at, consumed)
     check_watermarks(at, low, high)
+    check_stored_batches(bootstrap, topic, at, "none", idempotent=True)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs every spool test on a fresh machine: installs what the client suites need, builds spool,
+# then runs the Rust unit and integration tests, the Python client suite (kafka-python,
+# confluent-kafka, aiokafka) and the Node client suite (kafkajs). Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build"
+cargo build --bins
+export SPOOL_BIN="$root/target/debug/spool"
+
+step "rust: unit and integration tests"
+cargo test --no-fail-fast
+
+step "python client suite: install"
+venv="$root/target/compat-venv"
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/compat/python/requirements.txt
+step "python client suite: run"
+"$venv/bin/python" -m pytest tests/compat/python -q -p no:cacheprovider
+
+step "node client suite: install"
+npm ci --prefix tests/compat/node --no-audit --no-fund --loglevel=error
+step "node client suite: run"
+(cd tests/compat/node && node --test)
+
+step "all suites passed"
