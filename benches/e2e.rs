@@ -1,1 +1,251 @@
-fn main() {}
+//! End-to-end produce benchmark through librdkafka: a real spool process (release build) on
+//! loopback, 1 KiB records, one topic with 6 partitions.
+//!
+//! Scenarios: acks=1 and acks=all (durable mode) at full speed, and acks=1 / acks=all paced at
+//! 50 MB/s for latency. Reports MB/s, produce latency p50/p99 (send to delivery report), and
+//! broker CPU seconds per GB produced. Client and broker share the machine.
+//!
+//! `cargo bench --bench e2e` (SPOOL_BENCH_SECS sets seconds per scenario, default 8).
+
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const RECORD: usize = 1024;
+const PARTITIONS: i32 = 6;
+
+/// Delivery latencies in microseconds, and failures. The opaque of each record is its send time
+/// in microseconds since `base`, so no allocation is made per record.
+#[derive(Clone)]
+struct Latencies {
+    base: Instant,
+    micros: Arc<Mutex<Vec<u64>>>,
+    failed: Arc<Mutex<u64>>,
+}
+
+impl Latencies {
+    fn now_us(&self) -> usize {
+        self.base.elapsed().as_micros() as usize
+    }
+}
+
+impl ClientContext for Latencies {}
+impl ProducerContext for Latencies {
+    type DeliveryOpaque = usize;
+    fn delivery(&self, r: &DeliveryResult<'_>, sent_us: usize) {
+        if r.is_ok() {
+            let latency = self.now_us().saturating_sub(sent_us) as u64;
+            self.micros.lock().unwrap().push(latency);
+        } else {
+            *self.failed.lock().unwrap() += 1;
+        }
+    }
+}
+
+struct Broker {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Broker {
+    fn start(flush_mode: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ready = dir.path().join("ready");
+        let child = Command::new(env!("CARGO_BIN_EXE_spool"))
+            .args([
+                "serve",
+                "--listeners",
+                "127.0.0.1:0",
+                "--set",
+                &format!("flush_mode={flush_mode}"),
+            ])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .arg("--ready-file")
+            .arg(&ready)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn spool");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(s) = std::fs::read_to_string(&ready) {
+                if !s.trim().is_empty() {
+                    break s.trim().to_string();
+                }
+            }
+            assert!(Instant::now() < deadline, "spool did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Broker {
+            child,
+            addr,
+            _dir: dir,
+        }
+    }
+
+    /// User + system CPU seconds used by the broker so far.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Outcome {
+    mb_per_s: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    cpu_s_per_gb: f64,
+    failed: u64,
+}
+
+fn run(broker: &Broker, topic: &str, acks: &str, seconds: u64, rate_mb_s: Option<f64>) -> Outcome {
+    let lat = Latencies {
+        base: Instant::now(),
+        micros: Default::default(),
+        failed: Default::default(),
+    };
+    let producer: BaseProducer<Latencies> = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("acks", acks)
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("log_level", "3")
+        .create_with_context(lat.clone())
+        .unwrap();
+    let payload = vec![b'x'; RECORD];
+    // Warm up: metadata and connections.
+    let _ = producer.send(
+        BaseRecord::with_opaque_to(topic, lat.now_us())
+            .payload(&payload)
+            .key("w"),
+    );
+    producer.flush(Duration::from_secs(30)).unwrap();
+    lat.micros.lock().unwrap().clear();
+    let cpu_before = broker.cpu_seconds();
+    let start = Instant::now();
+    let end = start + Duration::from_secs(seconds);
+    let mut sent: u64 = 0;
+    let mut i: u64 = 0;
+    while Instant::now() < end {
+        if let Some(rate) = rate_mb_s {
+            let due = (start.elapsed().as_secs_f64() * rate * 1e6 / RECORD as f64) as u64;
+            if sent >= due {
+                producer.poll(Duration::from_micros(200));
+                continue;
+            }
+        }
+        let key = (i % 1024).to_string();
+        let record = BaseRecord::with_opaque_to(topic, lat.now_us())
+            .payload(&payload)
+            .key(&key);
+        match producer.send(record) {
+            Ok(()) => {
+                sent += 1;
+                i += 1;
+            }
+            Err(_) => {
+                producer.poll(Duration::from_millis(1));
+            }
+        }
+        if sent.is_multiple_of(256) {
+            producer.poll(Duration::ZERO);
+        }
+    }
+    producer.flush(Duration::from_secs(120)).unwrap();
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu = broker.cpu_seconds() - cpu_before;
+    let mut l = lat.micros.lock().unwrap().clone();
+    l.sort_unstable();
+    let pct = |p: f64| {
+        l.get(((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let bytes = l.len() as f64 * RECORD as f64;
+    let failed = *lat.failed.lock().unwrap();
+    Outcome {
+        mb_per_s: bytes / elapsed / 1e6,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        cpu_s_per_gb: cpu / (bytes / 1e9),
+        failed,
+    }
+}
+
+fn create_topic(addr: &str, topic: &str) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let created = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing we need to honour.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let seconds: u64 = std::env::var("SPOOL_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8);
+    println!("spool end-to-end produce: 1 KiB records, 1 topic x {PARTITIONS} partitions, {seconds} s per scenario");
+    println!(
+        "{:<34} {:>9} {:>9} {:>9} {:>12} {:>7}",
+        "scenario", "MB/s", "p50 ms", "p99 ms", "CPU s/GB", "failed"
+    );
+    let scenarios: [(&str, &str, &str, Option<f64>); 4] = [
+        ("acks=1, full speed", "1", "durable", None),
+        ("acks=all durable, full speed", "all", "durable", None),
+        ("acks=1, paced 50 MB/s", "1", "durable", Some(50.0)),
+        (
+            "acks=all durable, paced 50 MB/s",
+            "all",
+            "durable",
+            Some(50.0),
+        ),
+    ];
+    for (i, (name, acks, mode, rate)) in scenarios.into_iter().enumerate() {
+        let broker = Broker::start(mode);
+        let topic = format!("bench-{i}");
+        create_topic(&broker.addr, &topic);
+        let o = run(&broker, &topic, acks, seconds, rate);
+        println!(
+            "{name:<34} {:>9.1} {:>9.2} {:>9.2} {:>12.2} {:>7}",
+            o.mb_per_s, o.p50_ms, o.p99_ms, o.cpu_s_per_gb, o.failed
+        );
+    }
+}

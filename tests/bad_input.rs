@@ -5,16 +5,13 @@ mod support;
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::api_versions_response::ApiVersionsResponse;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use rdkafka::producer::Producer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use support::kafka::{batch, create, list_offsets, produce};
 use support::rdk::{self, Deliveries};
 use support::{Raw, Spool};
 
@@ -27,50 +24,6 @@ fn raw_frame(api_key: i16, version: i16, body: &[u8]) -> Vec<u8> {
     b.put_i16(-1);
     b.extend_from_slice(body);
     b.to_vec()
-}
-
-pub fn batch(values: &[&str]) -> bytes::Bytes {
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1, // base sequence -1; the encoder batches records whose offset - sequence agree
-            timestamp: 1_700_000_000_000,
-            key: None,
-            value: Some(bytes::Bytes::copy_from_slice(v.as_bytes())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-fn produce_request(topic: &str, records: bytes::Bytes) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])])
 }
 
 fn alive(addr: &str) -> bool {
@@ -86,19 +39,8 @@ fn alive(addr: &str) -> bool {
 }
 
 fn log_end(addr: &str, topic: &str) -> i64 {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    let mut c = Raw::connect(addr);
-    let r: ListOffsetsResponse = c.request(
-        ApiKey::ListOffsets,
-        7,
-        &ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(topic.into())))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(0)
-                    .with_timestamp(-1)])]),
-    );
+    let r: ListOffsetsResponse =
+        Raw::connect(addr).request(ApiKey::ListOffsets, 7, &list_offsets(topic, 0, -1));
     r.topics[0].partitions[0].offset
 }
 
@@ -140,21 +82,13 @@ fn bad_input_is_refused_while_others_are_served() {
 
     // The victim topic gets one good batch; nothing that follows may change it.
     let mut c = Raw::connect(&addr);
-    let created: CreateTopicsResponse = c.request(
-        ApiKey::CreateTopics,
-        5,
-        &CreateTopicsRequest::default().with_topics(vec![
-            kafka_protocol::messages::create_topics_request::CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("victim")))
-                .with_num_partitions(1)
-                .with_replication_factor(1),
-        ]),
-    );
+    let created: CreateTopicsResponse =
+        c.request(ApiKey::CreateTopics, 5, &create("victim", 1, &[]));
     assert_eq!(created.topics[0].error_code, 0);
     let r: ProduceResponse = c.request(
         ApiKey::Produce,
         9,
-        &produce_request("victim", batch(&["a", "b", "c"])),
+        &produce("victim", 0, 1, batch(&["a", "b", "c"], 1)),
     );
     let first = &r.responses[0].partition_responses[0];
     assert_eq!(first.error_code, 0, "{:?}", first.error_message);
@@ -222,35 +156,30 @@ fn bad_input_is_refused_while_others_are_served() {
     assert!(v0.api_keys.iter().any(|k| k.api_key == 0));
 
     // A corrupt batch (bit flipped after the CRC was computed): CORRUPT_MESSAGE, nothing stored.
-    let mut corrupt = BytesMut::from(&batch(&["x", "y"])[..]);
+    let mut corrupt = BytesMut::from(&batch(&["x", "y"], 1)[..]);
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x01;
     let r: ProduceResponse = c.request(
         ApiKey::Produce,
         9,
-        &produce_request("victim", corrupt.freeze()),
+        &produce("victim", 0, 1, corrupt.freeze()),
     );
     assert_eq!(
         r.responses[0].partition_responses[0].error_code, 2,
         "CORRUPT_MESSAGE"
     );
     // A batch whose length field runs past the records: CORRUPT_MESSAGE too.
-    let mut torn = BytesMut::from(&batch(&["x"])[..]);
+    let mut torn = BytesMut::from(&batch(&["x"], 1)[..]);
     torn[8..12].copy_from_slice(&5000i32.to_be_bytes());
-    let r: ProduceResponse = c.request(
-        ApiKey::Produce,
-        9,
-        &produce_request("victim", torn.freeze()),
-    );
+    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &produce("victim", 0, 1, torn.freeze()));
     assert_eq!(
         r.responses[0].partition_responses[0].error_code, 2,
         "CORRUPT_MESSAGE"
     );
     // Two batches in one partition: INVALID_RECORD (v3+ carries exactly one).
-    let mut two = BytesMut::from(&batch(&["x"])[..]);
-    two.extend_from_slice(&batch(&["y"]));
-    let r: ProduceResponse =
-        c.request(ApiKey::Produce, 9, &produce_request("victim", two.freeze()));
+    let mut two = BytesMut::from(&batch(&["x"], 1)[..]);
+    two.extend_from_slice(&batch(&["y"], 1));
+    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &produce("victim", 0, 1, two.freeze()));
     assert_eq!(
         r.responses[0].partition_responses[0].error_code, 87,
         "INVALID_RECORD"
@@ -259,7 +188,7 @@ fn bad_input_is_refused_while_others_are_served() {
     let r: ProduceResponse = c.request(
         ApiKey::Produce,
         9,
-        &produce_request("victim", batch(&["z"])).with_acks(7),
+        &produce("victim", 0, 1, batch(&["z"], 1)).with_acks(7),
     );
     assert_eq!(
         r.responses[0].partition_responses[0].error_code, 21,

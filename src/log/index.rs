@@ -82,12 +82,12 @@ impl MappedIndex {
         true
     }
 
-    fn is_full(&self) -> bool {
+    pub fn is_full(&self) -> bool {
         self.entries >= self.capacity
     }
 
     /// Shrinks the file to its entries (segment rolled or closed).
-    fn trim(&mut self) -> io::Result<()> {
+    pub fn trim(&mut self) -> io::Result<()> {
         self.flush()?;
         self.capacity = self.entries;
         self.remap()
@@ -111,14 +111,14 @@ impl MappedIndex {
         self.entries = self.entries.min(keep);
     }
 
-    fn flush(&self) -> io::Result<()> {
+    pub fn flush(&self) -> io::Result<()> {
         match &self.map {
             Some(map) => map.flush(),
             None => Ok(()),
         }
     }
 
-    fn clear(&mut self) {
+    pub fn clear(&mut self) {
         self.entries = 0;
     }
 
@@ -130,6 +130,25 @@ impl MappedIndex {
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
+
+/// Both indexes expose the file operations of their `MappedIndex` (full, trim, flush, clear).
+macro_rules! deref_to_mapped {
+    ($index:ty) => {
+        impl std::ops::Deref for $index {
+            type Target = MappedIndex;
+            fn deref(&self) -> &MappedIndex {
+                &self.inner
+            }
+        }
+        impl std::ops::DerefMut for $index {
+            fn deref_mut(&mut self) -> &mut MappedIndex {
+                &mut self.inner
+            }
+        }
+    };
+}
+deref_to_mapped!(OffsetIndex);
+deref_to_mapped!(TimeIndex);
 
 /// Maps offsets to file positions in a segment.
 pub struct OffsetIndex {
@@ -182,22 +201,6 @@ impl OffsetIndex {
             u32_at(self.inner.entry(i), 4) as u64 <= log_size
                 && (i == 0 || self.offset_at(i) > self.offset_at(i - 1))
         })
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.inner.is_full()
-    }
-    pub fn trim(&mut self) -> io::Result<()> {
-        self.inner.trim()
-    }
-    pub fn flush(&self) -> io::Result<()> {
-        self.inner.flush()
-    }
-    pub fn clear(&mut self) {
-        self.inner.clear()
-    }
-    pub fn path(&self) -> &Path {
-        self.inner.path()
     }
 }
 
@@ -262,21 +265,6 @@ impl TimeIndex {
 
     pub fn is_sane(&self) -> bool {
         (1..self.inner.entries).all(|i| self.timestamp_at(i) > self.timestamp_at(i - 1))
-    }
-    pub fn is_full(&self) -> bool {
-        self.inner.is_full()
-    }
-    pub fn trim(&mut self) -> io::Result<()> {
-        self.inner.trim()
-    }
-    pub fn flush(&self) -> io::Result<()> {
-        self.inner.flush()
-    }
-    pub fn clear(&mut self) {
-        self.inner.clear()
-    }
-    pub fn path(&self) -> &Path {
-        self.inner.path()
     }
 }
 

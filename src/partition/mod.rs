@@ -374,18 +374,6 @@ impl Partition {
         self.checkpoint(producer_expiration_ms)
     }
 
-    /// Removes the partition's data. Called after the topic is gone from the catalog.
-    pub fn delete_data(self) -> Result<(), PartitionError> {
-        let st = self
-            .state
-            .into_inner()
-            .expect("partition state lock poisoned");
-        let tp = self.tp;
-        st.log
-            .delete()
-            .map_err(|source| PartitionError::Log { tp, source })
-    }
-
     pub fn dir(&self) -> PathBuf {
         self.state().log.dir().to_path_buf()
     }

@@ -29,8 +29,12 @@ pub enum FrameError {
 const MIN_REQUEST: i32 = 10;
 
 /// Reads one frame. `Ok(None)` on a clean end of stream between frames.
+///
+/// `buf` is the connection's read buffer, empty between calls: frames are split off it, and once
+/// a frame is dropped its allocation is reused for later frames instead of fresh pages.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
+    buf: &mut BytesMut,
     max: usize,
 ) -> Result<Option<Bytes>, FrameError> {
     let mut size_bytes = [0u8; 4];
@@ -50,13 +54,14 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::TooSmall { size });
     }
     let size = size as usize;
-    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK));
+    debug_assert!(buf.is_empty());
+    buf.reserve(size.min(READ_CHUNK));
     while buf.len() < size {
         if buf.capacity() == buf.len() {
             buf.reserve((size - buf.len()).min(READ_CHUNK));
         }
         let want = (size - buf.len()) as u64;
-        let n = reader.take(want).read_buf(&mut buf).await?;
+        let n = reader.take(want).read_buf(buf).await?;
         if n == 0 {
             return Err(FrameError::Truncated {
                 got: buf.len(),
@@ -64,7 +69,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             });
         }
     }
-    Ok(Some(buf.freeze()))
+    Ok(Some(buf.split_to(size).freeze()))
 }
 
 #[cfg(test)]
@@ -75,17 +80,17 @@ mod tests {
     async fn bounds_are_checked_before_reading_the_body() {
         let mut input: &[u8] = &[0x7f, 0xff, 0xff, 0xff];
         assert!(matches!(
-            read_frame(&mut input, 1024).await,
+            read_frame(&mut input, &mut BytesMut::new(), 1024).await,
             Err(FrameError::TooLarge { .. })
         ));
         let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xfe];
         assert!(matches!(
-            read_frame(&mut input, 1024).await,
+            read_frame(&mut input, &mut BytesMut::new(), 1024).await,
             Err(FrameError::Negative { .. })
         ));
         let mut input: &[u8] = &[0, 0, 0, 2, 1, 2];
         assert!(matches!(
-            read_frame(&mut input, 1024).await,
+            read_frame(&mut input, &mut BytesMut::new(), 1024).await,
             Err(FrameError::TooSmall { .. })
         ));
     }
@@ -94,20 +99,29 @@ mod tests {
     async fn truncated_and_whole_frames() {
         let mut input: &[u8] = &[0, 0, 0, 20, 1, 2, 3];
         assert!(matches!(
-            read_frame(&mut input, 1024).await,
+            read_frame(&mut input, &mut BytesMut::new(), 1024).await,
             Err(FrameError::Truncated { got: 3, size: 20 })
         ));
         let mut frame = vec![0, 0, 0, 12];
         frame.extend(1..=12u8);
         frame.extend([0, 0]);
         let mut input: &[u8] = &frame;
-        let got = read_frame(&mut input, 1024).await.unwrap().unwrap();
+        let got = read_frame(&mut input, &mut BytesMut::new(), 1024)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(got.len(), 12);
         assert!(
-            read_frame(&mut input, 1024).await.unwrap().is_none(),
+            read_frame(&mut input, &mut BytesMut::new(), 1024)
+                .await
+                .unwrap()
+                .is_none(),
             "a torn size prefix ends the stream"
         );
         let mut empty: &[u8] = &[];
-        assert!(read_frame(&mut empty, 1024).await.unwrap().is_none());
+        assert!(read_frame(&mut empty, &mut BytesMut::new(), 1024)
+            .await
+            .unwrap()
+            .is_none());
     }
 }

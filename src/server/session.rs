@@ -12,7 +12,7 @@ use crate::handlers::api_versions;
 use crate::protocol::codec::{self, DecodeError, RawHeader};
 use crate::protocol::frame::{read_frame, FrameError};
 use crate::protocol::routes::{Reply, RequestContext};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use kafka_protocol::ResponseError;
 use std::net::SocketAddr;
@@ -36,10 +36,11 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_requests_per_connection);
     let writer = tokio::spawn(write_loop(write_half, rx, peer));
     let max = broker.config.socket_request_max_bytes;
+    let mut read_buf = BytesMut::new();
     loop {
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
-            f = read_frame(&mut reader, max) => f,
+            f = read_frame(&mut reader, &mut read_buf, max) => f,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,

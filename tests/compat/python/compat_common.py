@@ -6,7 +6,9 @@ and the checks applied to what comes back: delivery reports must give each
 partition the offsets 0..n-1 exactly once, and a consumer reading each
 partition from the beginning must see exactly those offsets, in order, with
 each record's key, value, headers and timestamp identical to what was sent at
-that offset.
+that offset. A raw Fetch v4 of each partition then checks the stored batch
+headers: v2 format, the requested codec, and (idempotent producer) one producer
+id with gapless sequence numbers.
 """
 
 from __future__ import annotations
@@ -362,8 +364,8 @@ def check_stored_batches(bootstrap: str, topic: str, at: dict, codec: str, idemp
                 p.add(f"partition {part}: non-idempotent batch at {b.base_offset} has producer id {b.producer_id}")
     if downgraded:
         p.add(
-            "hint: the client sent these batches uncompressed, i.e. it judged from ApiVersions "
-            "that the broker can't take this codec (librdkafka enables lz4 only when FindCoordinator "
+            "hint: they all came back uncompressed; if the client sent them that way (its debug log "
+            "says so), it judged from ApiVersions that the broker can't take this codec (librdkafka enables lz4 only when FindCoordinator "
             "v0 is advertised, zstd only with Produce v7 + Fetch v10)"
         )
     if idempotent and len(pids) > 1:

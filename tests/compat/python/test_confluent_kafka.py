@@ -11,8 +11,11 @@ Pins, for each compression codec (none, gzip, snappy, lz4, zstd):
     record back with identical key/value/headers/timestamp at the reported
     partition/offset, in offset order; get_watermark_offsets (ListOffsets)
     agrees.
+  * a raw Fetch v4 shows every stored batch is a v2 batch in the requested codec
+    (so a client that silently falls back to uncompressed is caught).
 Plus: an idempotent producer (enable.idempotence=true, acks=all; InitProducerId)
-writes 5,000 records that are present exactly once, in send order.
+writes 5,000 records that are present exactly once, in send order, stored in
+batches with one producer id and gapless sequence numbers from 0 per partition.
 librdkafka may log that it cannot find a group coordinator (the broker has no
 FindCoordinator yet); such non-fatal errors are printed, not failed on.
 """
@@ -221,7 +224,19 @@ def consume_all(bootstrap: str, topic: str, expected_total: int):
 
 
 @pytest.mark.timeout(TEST_TIMEOUT_S)
-@pytest.mark.parametrize("compression", COMPRESSIONS)
+# librdkafka turns lz4 on only when the broker lists FindCoordinator in ApiVersions (its feature
+# table ties LZ4 to FindCoordinator v0); until spool serves consumer groups it does not list it,
+# so librdkafka sends lz4 batches uncompressed and the stored-codec check fails. Strict: the
+# case must start passing once FindCoordinator is served, and this mark must then go.
+LZ4_NEEDS_FIND_COORDINATOR = pytest.mark.xfail(
+    strict=True, reason="librdkafka enables lz4 only when FindCoordinator is advertised"
+)
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [pytest.param(c, marks=LZ4_NEEDS_FIND_COORDINATOR) if c == "lz4" else c for c in COMPRESSIONS],
+)
 def test_produce_consume_roundtrip(bootstrap, compression):
     topic = unique_topic(CLIENT, compression)
     create_topic(bootstrap, topic)

@@ -10,8 +10,11 @@ Pins, for each compression codec (none, gzip, snappy, lz4, zstd):
     reads every record back with identical key/value/headers/timestamp at the
     acked partition/offset, in offset order, and end/beginning offsets
     (ListOffsets) agree.
+  * a raw Fetch v4 shows every stored batch is a v2 batch in the requested codec
+    (so a client that silently falls back to uncompressed is caught).
 Plus: an idempotent producer (enable_idempotence=True, acks=all; InitProducerId)
-writes 5,000 records that are present exactly once, in send order.
+writes 5,000 records that are present exactly once, in send order, stored in
+batches with one producer id and gapless sequence numbers from 0 per partition.
 No consumer group APIs are used (the broker has no FindCoordinator yet).
 """
 
