@@ -126,7 +126,8 @@ fn run(broker: &Broker, topic: &str, acks: &str, seconds: u64, rate_mb_s: Option
     let producer: BaseProducer<Latencies> = ClientConfig::new()
         .set("bootstrap.servers", &broker.addr)
         .set("acks", acks)
-        .set("linger.ms", "5")
+        // Full speed batches for throughput; paced runs measure latency, so linger only 1 ms.
+        .set("linger.ms", if rate_mb_s.is_some() { "1" } else { "5" })
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
