@@ -340,7 +340,14 @@ def check_stored_batches(bootstrap: str, topic: str, at: dict, codec: str, idemp
         total = sum(b.record_count for b in batches)
         if total != counts.get(part, 0):
             p.add(f"partition {part}: batches hold {total} records, expected {counts.get(part, 0)}")
-        wrong = [b for b in batches if b.codec != want_codec]
+        # Clients (kafka-python's _maybe_compress, librdkafka's msgset writer) send a batch
+        # uncompressed when compressing it would not make it smaller, which happens for batches
+        # of one or two records. Those are accepted; anything else in another codec is not, and
+        # most batches must carry the requested codec.
+        tiny_plain = [b for b in batches if want_codec and b.codec == 0 and b.record_count <= 2]
+        wrong = [b for b in batches if b.codec != want_codec and b not in tiny_plain]
+        if batches and len(tiny_plain) * 2 > len(batches):
+            p.add(f"partition {part}: {len(tiny_plain)}/{len(batches)} batches stored uncompressed")
         if wrong:
             p.add(
                 f"partition {part}: {len(wrong)}/{len(batches)} batches stored with codec "
