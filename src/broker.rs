@@ -7,6 +7,8 @@
 //! write the clean-shutdown marker last.
 
 use crate::config::Config;
+use crate::group::store::OFFSETS_TOPIC;
+use crate::group::GroupCoordinator;
 use crate::partition::manager::{NewTopic, Topic, TopicError, TopicManager};
 use crate::partition::Partition;
 use crate::server::listener;
@@ -48,6 +50,7 @@ pub enum BrokerError {
 pub struct Broker {
     pub config: Arc<Config>,
     pub topics: TopicManager,
+    pub groups: GroupCoordinator,
     pub producer_ids: ProducerIdManager,
     pub cluster_id: String,
     pub shutdown: CancellationToken,
@@ -141,12 +144,16 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs loaded"
     );
+    let offsets_topic = ensure_offsets_topic(&topics, &config)?;
+    let groups = GroupCoordinator::open(config.group_config(), offsets_topic.partitions.clone())
+        .map_err(|e| BrokerError::Topics(TopicError::Partition(e)))?;
     let producer_ids =
         ProducerIdManager::open(data_dir.join("producer-id-block")).map_err(dir_err)?;
     let advertised = advertised(&config, local_addr);
     let broker = Arc::new(Broker {
         config: config.clone(),
         topics,
+        groups,
         producer_ids,
         cluster_id,
         shutdown: CancellationToken::new(),
@@ -162,6 +169,25 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         tracker,
         _lock: lock,
     })
+}
+
+/// The internal topic holding committed offsets and group metadata, created on first start.
+/// Until log compaction is served it keeps everything (retention.ms = -1).
+fn ensure_offsets_topic(topics: &TopicManager, config: &Config) -> Result<Arc<Topic>, BrokerError> {
+    if let Some(t) = topics.get(OFFSETS_TOPIC) {
+        return Ok(t);
+    }
+    let overrides = [("retention.ms", "-1"), ("segment.bytes", "104857600")];
+    let created = topics.create(NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        num_partitions: config.offsets_topic_num_partitions,
+        replication_factor: 1,
+        overrides: overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })?;
+    Ok(created)
 }
 
 fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
@@ -227,6 +253,11 @@ async fn background(broker: Arc<Broker>) {
     let mut flush = tokio::time::interval(Duration::from_millis(
         flush_every.unwrap_or(3_600_000).max(1),
     ));
+    // Group timers (sessions, join and sync deadlines) are checked every 100 ms.
+    let mut group_timers = tokio::time::interval(Duration::from_millis(100));
+    let mut offsets_expiry = tokio::time::interval(Duration::from_millis(
+        c.offsets_retention_check_interval_ms.max(1),
+    ));
     loop {
         tokio::select! {
             _ = broker.shutdown.cancelled() => return,
@@ -237,6 +268,13 @@ async fn background(broker: Arc<Broker>) {
                         Ok(n) => tracing::info!(partition = %p.tp(), segments = n, "retention deleted segments"),
                         Err(e) => tracing::error!(error = %e, "retention failed"),
                     }
+                }
+            }
+            _ = group_timers.tick() => broker.groups.tick(),
+            _ = offsets_expiry.tick() => {
+                let expired = broker.groups.expire_offsets();
+                if expired > 0 {
+                    tracing::info!(offsets = expired, "expired committed offsets");
                 }
             }
             _ = checkpoint.tick() => {

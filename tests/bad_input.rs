@@ -114,7 +114,7 @@ fn bad_input_is_refused_while_others_are_served() {
         ("unsupported metadata version", raw_frame(3, 99, &[])),
         (
             "not served api",
-            raw_frame(ApiKey::JoinGroup as i16, 5, &[0; 40]),
+            raw_frame(ApiKey::AddPartitionsToTxn as i16, 3, &[0; 40]),
         ),
         (
             "truncated produce body",

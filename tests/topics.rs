@@ -6,6 +6,7 @@ mod support;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
 use kafka_protocol::messages::*;
 use support::kafka::{create, name, s};
 use support::{Raw, Spool};
@@ -100,8 +101,16 @@ fn metadata_auto_creates_topics_and_describes_the_node() {
         12,
         &MetadataRequest::default().with_topics(None),
     );
-    assert_eq!(all.topics.len(), 1);
-    let id = all.topics[0].topic_id;
+    let visible: Vec<_> = all.topics.iter().filter(|t| !t.is_internal).collect();
+    assert_eq!(visible.len(), 1);
+    let internal = |t: &&MetadataResponseTopic| {
+        t.is_internal
+            && t.name
+                .as_ref()
+                .is_some_and(|n| &*n.0 == "__consumer_offsets")
+    };
+    assert_eq!(all.topics.iter().filter(internal).count(), 1);
+    let id = visible[0].topic_id;
     let by_id: MetadataResponse = c.request(
         ApiKey::Metadata,
         12,
@@ -119,7 +128,7 @@ fn metadata_auto_creates_topics_and_describes_the_node() {
         0,
         &MetadataRequest::default().with_topics(Some(vec![])),
     );
-    assert_eq!(v0.topics.len(), 1);
+    assert_eq!(v0.topics.len(), 2, "auto-x and the offsets topic");
 }
 
 #[test]

@@ -76,6 +76,14 @@ pub struct Config {
     pub flush_ms: i64,
     pub checkpoint_interval_ms: u64,
     pub producer_id_expiration_ms: i64,
+    pub group_initial_rebalance_delay_ms: u64,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_max_size: i32,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_retention_minutes: i64,
+    pub offsets_retention_check_interval_ms: u64,
+    pub offset_metadata_max_bytes: i32,
     /// `SPOOL_*` environment variables that name no config key (reported as warnings: the
     /// environment is shared with other tools, unlike a config file).
     #[serde(skip)]
@@ -172,11 +180,36 @@ impl Config {
         {
             return bad("num_partitions, max_connections and max_in_flight_requests_per_connection must be at least 1".into());
         }
+        if self.offsets_topic_num_partitions < 1
+            || self.group_max_size < 1
+            || self.offset_metadata_max_bytes < 0
+        {
+            return bad(
+                "offsets_topic_num_partitions and group_max_size must be at least 1".into(),
+            );
+        }
+        if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
+            return bad(
+                "group_min_session_timeout_ms is above group_max_session_timeout_ms".into(),
+            );
+        }
         if self.default_replication_factor != 1 {
             return bad("default_replication_factor must be 1 on a single node".into());
         }
         self.listen_addr()?;
         Ok(())
+    }
+
+    /// The group coordinator's settings.
+    pub fn group_config(&self) -> crate::group::GroupConfig {
+        crate::group::GroupConfig {
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            max_size: self.group_max_size as usize,
+            offsets_retention_ms: self.offsets_retention_minutes.saturating_mul(60_000),
+            offset_metadata_max_bytes: self.offset_metadata_max_bytes as usize,
+        }
     }
 
     /// This node's value of the Kafka broker config `name`, where spool has a setting for it.
@@ -214,6 +247,17 @@ impl Config {
             "log.flush.interval.ms" => self.flush_ms.to_string(),
             "log.flush.offset.checkpoint.interval.ms" => self.checkpoint_interval_ms.to_string(),
             "producer.id.expiration.ms" => self.producer_id_expiration_ms.to_string(),
+            "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms.to_string(),
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms.to_string(),
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms.to_string(),
+            "group.max.size" => self.group_max_size.to_string(),
+            "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
+            "offsets.topic.replication.factor" => "1".to_string(),
+            "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
+            "offsets.retention.check.interval.ms" => {
+                self.offsets_retention_check_interval_ms.to_string()
+            }
+            "offset.metadata.max.bytes" => self.offset_metadata_max_bytes.to_string(),
             _ => return None,
         })
     }

@@ -30,6 +30,7 @@ impl Reply {
 /// Request facts a handler may need beside the body.
 #[derive(Debug, Clone)]
 pub struct RequestContext {
+    pub peer: std::net::SocketAddr,
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
@@ -45,7 +46,7 @@ pub struct Route {
 }
 
 macro_rules! routes {
-    ($( $key:ident $min:literal ..= $max:literal => $module:ident ),* $(,)?) => {
+    ($( $key:ident $min:literal ..= $max:literal => $($module:ident)::+ ),* $(,)?) => {
         mod dispatch {
             use super::*;
             $(
@@ -53,7 +54,7 @@ macro_rules! routes {
                 pub(super) fn $key(broker: Arc<Broker>, request: RequestKind, ctx: RequestContext) -> BoxFuture<Reply> {
                     Box::pin(async move {
                         match request {
-                            RequestKind::$key(r) => handlers::$module::handle(broker, r, ctx).await,
+                            RequestKind::$key(r) => handlers::$($module)::+::handle(broker, r, ctx).await,
                             // `codec::decode` decodes the body by this route's own key.
                             other => unreachable!("{} routed to {}", other_name(&other), stringify!($key)),
                         }
@@ -78,11 +79,22 @@ routes! {
     Fetch 4..=18 => fetch,
     ListOffsets 1..=10 => list_offsets,
     Metadata 0..=13 => metadata,
+    OffsetCommit 2..=9 => group::offset_commit,
+    OffsetFetch 1..=9 => group::offset_fetch,
+    FindCoordinator 0..=6 => group::find_coordinator,
+    JoinGroup 0..=9 => group::join_group,
+    Heartbeat 0..=4 => group::heartbeat,
+    LeaveGroup 0..=5 => group::leave_group,
+    SyncGroup 0..=5 => group::sync_group,
+    DescribeGroups 0..=6 => group::describe_groups,
+    ListGroups 0..=5 => group::list_groups,
     ApiVersions 0..=4 => api_versions,
     CreateTopics 2..=7 => create_topics,
     DeleteTopics 1..=6 => delete_topics,
     InitProducerId 0..=5 => init_producer_id,
     DescribeConfigs 1..=4 => describe_configs,
+    DeleteGroups 0..=2 => group::delete_groups,
+    OffsetDelete 0..=0 => group::offset_delete,
     DescribeCluster 0..=2 => describe_cluster,
 }
 

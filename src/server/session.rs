@@ -54,7 +54,7 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
                 break;
             }
         };
-        match dispatch(&broker, frame).await {
+        match dispatch(&broker, frame, peer).await {
             Ok(Some(pending)) => {
                 if tx.send(pending).await.is_err() {
                     break;
@@ -73,7 +73,11 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
 
 /// Decodes and hands a frame to its handler. A request for a newer ApiVersions than served is
 /// answered in v0 shape with UNSUPPORTED_VERSION (KIP-511); other decode failures close.
-async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Pending>, DecodeError> {
+async fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: SocketAddr,
+) -> Result<Option<Pending>, DecodeError> {
     let raw = RawHeader::peek(&frame).ok_or(DecodeError::Short(frame.len()))?;
     let decoded = match codec::decode(frame) {
         Ok(d) => d,
@@ -93,6 +97,7 @@ async fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Pending>,
         Err(e) => return Err(e),
     };
     let ctx = RequestContext {
+        peer,
         api_version: raw.api_version,
         correlation_id: raw.correlation_id,
         client_id: decoded.header.client_id.as_ref().map(|c| c.to_string()),

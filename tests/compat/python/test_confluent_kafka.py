@@ -223,20 +223,8 @@ def consume_all(bootstrap: str, topic: str, expected_total: int):
         consumer.close()
 
 
-# librdkafka turns lz4 on only when the broker lists FindCoordinator in ApiVersions (its feature
-# table ties LZ4 to FindCoordinator v0); until spool serves consumer groups it does not list it,
-# so librdkafka sends lz4 batches uncompressed and the stored-codec check fails. Strict: the
-# case must start passing once FindCoordinator is served, and this mark must then go.
-LZ4_NEEDS_FIND_COORDINATOR = pytest.mark.xfail(
-    strict=True, reason="librdkafka enables lz4 only when FindCoordinator is advertised"
-)
-
-
 @pytest.mark.timeout(TEST_TIMEOUT_S)
-@pytest.mark.parametrize(
-    "compression",
-    [pytest.param(c, marks=LZ4_NEEDS_FIND_COORDINATOR) if c == "lz4" else c for c in COMPRESSIONS],
-)
+@pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_produce_consume_roundtrip(bootstrap, compression):
     topic = unique_topic(CLIENT, compression)
     create_topic(bootstrap, topic)
