@@ -18,7 +18,8 @@
 //! - [`config`]: loading and validating `config/spool.toml`, Kafka's config names and defaults,
 //!   per-topic overrides.
 //! - [`broker`]: builds and wires all of the above; start and graceful shutdown.
-//! - [`cli`]: the `spool` command line.
+//! - [`cli`]: the `spool` command line: `serve`, and the console tools (`produce`, `consume`,
+//!   `topic`, `group`), which are Kafka clients on librdkafka and use nothing of the broker.
 //!
 //! The produce path: `server::session` reads a frame → `protocol::codec::decode` →
 //! `handlers::produce` → `partition::Partition::append_as_leader` → `log::Log::append` →

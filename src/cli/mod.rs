@@ -1,6 +1,24 @@
-//! The `spool` command line.
+//! The `spool` command line: `serve` runs the broker; `produce`, `consume`, `topic` and
+//! `group` are console tools, Kafka clients built on librdkafka (through the rdkafka crate).
+//!
+//! Each client command's `run` returns `anyhow::Result` and is the only place errors are
+//! gathered; each module below has its own error enum naming the topic, group or broker.
 
+// librdkafka's error type is large (up to four strings), and these errors carry it with the
+// names of what failed. Each ends a command, once; boxing them would buy nothing.
+#![allow(clippy::result_large_err)]
+
+mod alter_config;
+mod client;
+mod consume;
+mod group;
+mod line_reader;
+mod produce;
+mod record_format;
+mod reset_offsets;
 pub mod serve;
+mod table;
+mod topic;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,12 +38,35 @@ struct Cli {
 enum Command {
     /// Run the broker (defaults: 127.0.0.1:9092, data under ./spool-data).
     Serve(serve::ServeArgs),
+    /// Write lines of standard input to a topic, one record each.
+    Produce(produce::ProduceArgs),
+    /// Print a topic's records.
+    Consume(consume::ConsumeArgs),
+    /// Create, list, describe, delete topics and alter their configs.
+    #[command(subcommand)]
+    Topic(topic::TopicCommand),
+    /// List, describe, delete consumer groups and reset their offsets.
+    #[command(subcommand)]
+    Group(group::GroupCommand),
 }
 
 /// Parses the command line and runs the chosen command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Serve(args) => serve::run(args),
+    let result = match cli.command {
+        Command::Serve(args) => return serve::run(args),
+        Command::Produce(args) => produce::run(args),
+        Command::Consume(args) => consume::run(args),
+        Command::Topic(command) => topic::run(command),
+        Command::Group(command) => group::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // Every error's message already includes its cause (they name the object and say
+        // why), so the chain is not printed again.
+        Err(e) => {
+            eprintln!("spool: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

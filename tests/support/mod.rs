@@ -2,6 +2,7 @@
 //! talk to them with raw Kafka requests (encoded by the kafka-protocol crate) or librdkafka.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod kafka;
 pub mod rdk;
 
