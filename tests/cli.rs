@@ -317,9 +317,15 @@ fn topics_are_created_listed_described_and_deleted() {
     assert_eq!(err, "spool: topic `orders` already exists\n");
     topic("create", a, &["--topic", "orders", "--if-not-exists"]).ok();
     topic("create", a, &["--topic", "audit", "--partitions", "1"]).ok();
-    assert_eq!(topic("list", a, &[]).ok().stdout, "audit\norders\n");
     assert_eq!(
-        topic("list", a, &["--output", "json"]).ok().json(),
+        topic("list", a, &[]).ok().stdout,
+        "__consumer_offsets\naudit\norders\n",
+        "internal topics are listed, as by Kafka's tool"
+    );
+    assert_eq!(
+        topic("list", a, &["--exclude-internal", "--output", "json"])
+            .ok()
+            .json(),
         serde_json::json!(["audit", "orders"])
     );
 
@@ -370,15 +376,18 @@ fn topics_are_created_listed_described_and_deleted() {
     let all = topic("describe", a, &["--output", "json"]).ok().json();
     assert_eq!(
         all.as_array().unwrap().len(),
-        2,
-        "every topic without --topic"
+        3,
+        "every topic without --topic, the internal offsets topic included"
     );
 
     assert_eq!(
         topic("delete", a, &["--topic", "orders"]).ok().stdout,
         "Deleted topic orders.\n"
     );
-    assert_eq!(topic("list", a, &[]).ok().stdout, "audit\n");
+    assert_eq!(
+        topic("list", a, &["--exclude-internal"]).ok().stdout,
+        "audit\n"
+    );
     let err = topic(
         "create",
         a,

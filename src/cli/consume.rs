@@ -160,7 +160,12 @@ fn create_consumer(args: &ConsumeArgs) -> Result<BaseConsumer<CliContext>, Consu
         },
     );
     match &args.group {
-        Some(g) => c.set("group.id", g).set("enable.auto.commit", "true"),
+        // Offsets are stored by hand once a record is printed: the client's own store would
+        // also count records fetched ahead and drained, unprinted, when the consumer closes.
+        Some(g) => c
+            .set("group.id", g)
+            .set("enable.auto.commit", "true")
+            .set("enable.auto.offset.store", "false"),
         // librdkafka's consumer needs a group id even to assign partitions by hand. This one
         // is never joined and never committed to: offsets are always given explicitly.
         None => c
@@ -256,6 +261,11 @@ fn print_records(
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::BrokenPipe => break,
             Err(e) => return Err(ConsumeError::Stdout(e)),
+        }
+        if args.group.is_some() {
+            if let Err(e) = consumer.store_offset_from_message(&message) {
+                eprintln!("spool: warning: cannot store the offset of a printed record: {e}");
+            }
         }
         count += 1;
         last_record = Instant::now();

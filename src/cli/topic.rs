@@ -17,7 +17,7 @@ pub enum TopicCommand {
     /// Create a topic.
     Create(CreateArgs),
     /// List the topics, one name a line.
-    List(AdminArgs),
+    List(ListArgs),
     /// Show a topic's partitions (leader, replicas, ISR) and configs.
     Describe(DescribeArgs),
     /// Delete a topic and its data.
@@ -25,6 +25,18 @@ pub enum TopicCommand {
     /// Set or remove per-topic configs (IncrementalAlterConfigs).
     AlterConfig(AlterConfigArgs),
 }
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    admin: AdminArgs,
+    /// Leave out Kafka's internal topics (__consumer_offsets, __transaction_state).
+    #[arg(long)]
+    exclude_internal: bool,
+}
+
+/// Kafka's internal topic names.
+const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
@@ -177,10 +189,16 @@ fn one_result(
     }
 }
 
-fn list(args: &AdminArgs) -> Result<(), TopicError> {
+fn list(list: &ListArgs) -> Result<(), TopicError> {
+    let args = &list.admin;
     let admin = args.admin()?;
     let metadata = client::metadata(admin.inner(), &args.client, None, args.timeout())?;
-    let mut names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
+    let mut names: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|n| !(list.exclude_internal && INTERNAL_TOPICS.contains(n)))
+        .collect();
     names.sort_unstable();
     match args.output {
         Output::Human => {

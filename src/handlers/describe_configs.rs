@@ -132,8 +132,14 @@ fn broker_synonym(broker: &Broker, def: &ConfigDef) -> Option<(&'static str, Opt
     match def.broker_synonym.and_then(kafka_defaults::broker_config) {
         Some(b) => {
             let (value, source) = broker_value(broker, b);
-            // The topic-level value may be derived (log.retention.hours -> retention.ms).
+            // The topic-level value may be derived (log.retention.hours -> retention.ms), and
+            // where it equals the topic default nothing was set: Kafka reports DEFAULT_CONFIG.
             let value = topic::broker_value(&broker.config, def.name).or(value);
+            let source = if value.as_deref() == def.default {
+                SOURCE_DEFAULT
+            } else {
+                source
+            };
             Some((b.name, value, source))
         }
         None => topic::broker_value(&broker.config, def.name)

@@ -8,7 +8,10 @@ The broker writes "127.0.0.1:PORT\\n" to FILE (atomically) once it accepts
 connections, logs to stderr, and exits 0 promptly on SIGTERM.
 
 Each test gets a fresh broker in a fresh temp dir (start-up is cheap and a
-crash or leftover state can't leak into the next test). The broker's stderr
+crash or leftover state can't leak into the next test). A test may restart its
+broker (`spool_broker.restart()`): SIGTERM, then the same binary again on the
+same data dir and, via `--listeners 127.0.0.1:<the port it had>`, the same
+port, so clients configured with the old bootstrap address reconnect to it. The broker's stderr
 goes to <tmp>/spool.log; when a test fails, the tail of that log is attached
 to the pytest report.
 
@@ -76,7 +79,7 @@ def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 
 class SpoolBroker:
-    """A spool broker subprocess started by the fixture."""
+    """A spool broker subprocess started by the fixture; restartable on the same port and data."""
 
     def __init__(self, workdir: Path, settings: list[str]):
         self.workdir = workdir
@@ -84,6 +87,9 @@ class SpoolBroker:
         self.ready_file = workdir / "ready"
         self.log_path = workdir / "spool.log"
         self.settings = settings
+        # Port 0 on the first start; the bound address on every restart.
+        self.listen = "127.0.0.1:0"
+        self.starts = 0
         self.proc: subprocess.Popen | None = None
         self.bootstrap: str | None = None
         self._log_fh = None
@@ -93,7 +99,7 @@ class SpoolBroker:
         argv = [
             str(spool_bin()),
             "serve",
-            "--listeners", "127.0.0.1:0",
+            "--listeners", self.listen,
             "--data-dir", str(self.data_dir),
             "--ready-file", str(self.ready_file),
         ]
@@ -103,7 +109,14 @@ class SpoolBroker:
 
     def start(self) -> str:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self._log_fh = open(self.log_path, "wb")
+        # A stale ready file from a previous run must not pass for this one's.
+        self.ready_file.unlink(missing_ok=True)
+        # Appended across restarts, so a failure's log tail shows both runs.
+        self._log_fh = open(self.log_path, "ab")
+        self.starts += 1
+        if self.starts > 1:
+            self._log_fh.write(f"===== compat suite: broker start #{self.starts} =====\n".encode())
+            self._log_fh.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
         self.proc = subprocess.Popen(
@@ -177,7 +190,22 @@ class SpoolBroker:
         if self._log_fh is not None:
             self._log_fh.close()
             self._log_fh = None
+        self.proc = None
         return problem
+
+    def restart(self) -> str:
+        """Stops the broker cleanly (SIGTERM, exit 0 required) and starts it again on the same
+        port and data dir. Returns the bootstrap address, which is unchanged."""
+        old = self.bootstrap
+        assert old is not None, "restart() before start()"
+        problem = self.stop()
+        if problem:
+            raise RuntimeError(f"restart: {problem}")
+        self.listen = old
+        new = self.start()
+        if new != old:
+            raise RuntimeError(f"restart: broker came back on {new}, not {old}")
+        return new
 
 
 def pytest_configure(config):
@@ -200,7 +228,8 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def spool_broker(request, tmp_path):
-    """A running spool broker (SpoolBroker); `.bootstrap` is its 'host:port'."""
+    """A running spool broker (SpoolBroker); `.bootstrap` is its 'host:port', `.restart()`
+    brings it back on the same port and data dir."""
     binary = spool_bin()
     if not binary.exists():
         pytest.fail(

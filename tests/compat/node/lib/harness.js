@@ -14,7 +14,8 @@ const kafkajsLogLevel = () => {
   return logLevel[name] === undefined ? logLevel.ERROR : logLevel[name]
 }
 
-function createKafka(spool, clientId) {
+/** A kafkajs client for `spool`; `overrides` are merged into the Kafka config (e.g. logCreator). */
+function createKafka(spool, clientId, overrides = {}) {
   registerCodecs()
   return new Kafka({
     clientId,
@@ -24,6 +25,7 @@ function createKafka(spool, clientId) {
     logLevel: kafkajsLogLevel(),
     // bounded retries everywhere (the idempotent producer overrides this)
     retry: { retries: 5, initialRetryTime: 100, maxRetryTime: 2000 },
+    ...overrides,
   })
 }
 
@@ -42,9 +44,12 @@ async function withBrokerLogs(_t, spool, fn) {
 
 const uniqueTopic = prefix => `${prefix}-${process.pid}-${Date.now().toString(36)}`
 
-/** Start the broker for a test file; returns the spool handle. */
-async function startBroker() {
-  return startSpool()
+/**
+ * Start the broker for a test file; returns the spool handle.
+ * @param {{settings?: Record<string, string|number|boolean>}} [opts] e.g. { settings: { num_partitions: 6 } }
+ */
+async function startBroker(opts = {}) {
+  return startSpool(opts)
 }
 
 /**

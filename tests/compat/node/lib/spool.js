@@ -4,6 +4,7 @@
 //
 // Contract with the binary:
 //   $SPOOL_BIN serve --listeners 127.0.0.1:0 --data-dir <dir> --ready-file <file> [--set k=v ...]
+// (a restart passes --listeners 127.0.0.1:<port the first start picked> and the same data dir)
 // Once it accepts connections it writes "127.0.0.1:PORT\n" to the ready file
 // (atomically, via rename). SIGTERM shuts it down gracefully. Logs go to
 // stderr; we capture stdout+stderr into <tmp>/spool.log.
@@ -55,6 +56,14 @@ process.on('exit', () => {
  * @returns {Promise<Spool>}
  */
 async function startSpool({ settings = {}, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS } = {}) {
+  checkBinary()
+  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-compat-node-'))
+  const dataDir = path.join(tmpDir, 'data')
+  fs.mkdirSync(dataDir)
+  return launch({ tmpDir, dataDir, listeners: '127.0.0.1:0', settings, readyTimeoutMs, generation: 0 })
+}
+
+function checkBinary() {
   try {
     fs.accessSync(SPOOL_BIN, fs.constants.X_OK)
   } catch (e) {
@@ -62,17 +71,76 @@ async function startSpool({ settings = {}, readyTimeoutMs = DEFAULT_READY_TIMEOU
       `spool binary not found or not executable at ${SPOOL_BIN} (set SPOOL_BIN, or build it first): ${e.message}`
     )
   }
+}
 
-  const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-compat-node-'))
-  const dataDir = path.join(tmpDir, 'data')
-  fs.mkdirSync(dataDir)
+/**
+ * Stop `spool` (SIGTERM; it must exit with code 0 unless requireGraceful is
+ * false) and start the binary again on the same port and data dir:
+ * `--listeners <host>:<port>` with the port the first start picked. The log
+ * goes on in the same spool.log. A port taken in the meantime (EADDRINUSE) is
+ * retried for up to `bindRetryMs`. Resolves to a new handle (same tmpDir,
+ * dataDir, logFile, port; `generation` counts the restarts) with `lastStop`
+ * set to the stop result.
+ */
+async function restartSpool(
+  spool,
+  {
+    settings = spool.settings,
+    readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS,
+    requireGraceful = true,
+    bindRetryMs = 5000,
+  } = {}
+) {
+  if (!spool.port) throw new Error('restart: the broker never became ready, no port to reuse')
+  const stopped = await spool.stop()
+  if (requireGraceful && !stopped.graceful) {
+    throw new Error(
+      `restart: spool did not shut down gracefully on SIGTERM: ${JSON.stringify(stopped)}\n` +
+        `--- ${spool.logFile} (tail) ---\n${spool.logTail(60)}`
+    )
+  }
+  checkBinary()
+  const listeners = `${spool.host}:${spool.port}`
+  const deadline = Date.now() + bindRetryMs
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const next = await launch({
+        tmpDir: spool.tmpDir,
+        dataDir: spool.dataDir,
+        listeners,
+        settings,
+        readyTimeoutMs,
+        generation: spool.generation + 1,
+      })
+      next.lastStop = stopped
+      next.failed = spool.failed
+      if (next.address !== listeners) {
+        await next.stop({ timeoutMs: 2000 }).catch(() => {})
+        throw new Error(`restart: asked for ${listeners}, the broker reported ${next.address}`)
+      }
+      return next
+    } catch (e) {
+      const inUse = /address already in use|AddrInUse|EADDRINUSE|os error 98/i.test(e.message)
+      if (!inUse || Date.now() > deadline) throw e
+      await sleep(200 * Math.min(attempt, 5))
+    }
+  }
+}
+
+/** Spawn the binary on an existing tmpDir/dataDir and wait for its ready file. */
+async function launch({ tmpDir, dataDir, listeners, settings, readyTimeoutMs, generation }) {
   const readyFile = path.join(tmpDir, 'ready')
   const logFile = path.join(tmpDir, 'spool.log')
+  // a restart must not mistake the previous run's ready file for its own
+  fs.rmSync(readyFile, { force: true })
+  if (generation > 0) {
+    fs.appendFileSync(logFile, `\n===== spool restart #${generation} on ${listeners} =====\n`)
+  }
 
   const args = [
     'serve',
     '--listeners',
-    '127.0.0.1:0',
+    listeners,
     '--data-dir',
     dataDir,
     '--ready-file',
@@ -113,6 +181,8 @@ async function startSpool({ settings = {}, readyTimeoutMs = DEFAULT_READY_TIMEOU
   const spool = {
     bin: SPOOL_BIN,
     args,
+    settings,
+    generation,
     tmpDir,
     dataDir,
     readyFile,
@@ -126,6 +196,7 @@ async function startSpool({ settings = {}, readyTimeoutMs = DEFAULT_READY_TIMEOU
     logTail: (n = 80) => tailFile(logFile, n),
     exitInfo: () => exitInfo,
     stop: opts => stopSpool(spool, exited, () => exitInfo, opts),
+    restart: opts => restartSpool(spool, opts),
   }
 
   // Poll the ready file until the deadline. The broker writes it atomically
@@ -216,4 +287,4 @@ async function stopSpool(spool, exited, getExitInfo, { timeoutMs = DEFAULT_STOP_
   }
 }
 
-module.exports = { startSpool, SPOOL_BIN, REPO_ROOT, sleep, tailFile }
+module.exports = { startSpool, restartSpool, SPOOL_BIN, REPO_ROOT, sleep, tailFile }

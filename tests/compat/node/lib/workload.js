@@ -65,14 +65,26 @@ function recordingPartitioner() {
  * producer.sendBatch, acks=-1. Uses the RecordMetadata of every response to
  * work out the offset of every record: within one request, the records for a
  * partition are appended in order starting at that partition's baseOffset.
- * Asserts that the base offsets are contiguous (0..n-1 per partition).
+ * Asserts that the base offsets are contiguous (0..n-1 per partition, or
+ * startOffsets[p].. when the partitions already hold records).
  *
  * @returns {{ placements: {partition:number, offset:number}[], counts: Record<number, number>, sends: number }}
+ *   counts[p] is the partition's end offset afterwards
  */
-async function produceAll({ producer, assigned, topic, records, batchSize, compression, numPartitions, deadline }) {
+async function produceAll({
+  producer,
+  assigned,
+  topic,
+  records,
+  batchSize,
+  compression,
+  numPartitions,
+  deadline,
+  startOffsets = null,
+}) {
   const placements = new Array(records.length)
   const counts = {}
-  for (let p = 0; p < numPartitions; p++) counts[p] = 0
+  for (let p = 0; p < numPartitions; p++) counts[p] = startOffsets ? Number(startOffsets[p] || 0) : 0
   let sends = 0
 
   for (let start = 0; start < records.length; start += batchSize) {
