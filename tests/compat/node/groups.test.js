@@ -217,9 +217,14 @@ async function startKafkajsMember({ kafka, groupId, topic, name, ledger, config 
       try {
         await consumer.commitOffsets([{ topic, partition, offset: next }])
       } catch (e) {
-        // not processed; rethrow so kafkajs neither resolves the batch nor moves on
-        member.commitErrors.push(`${partition}@${next}: ${e.message}`)
-        throw e
+        // Not processed. Rethrow so kafkajs neither resolves the batch nor
+        // moves on; rethrow the protocol error itself (commitOffsets wraps it
+        // in a KafkaJSNonRetriableError, which would crash the consumer for
+        // good) so that the runner rejoins on UNKNOWN_MEMBER_ID /
+        // ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS.
+        const cause = e.cause && e.cause.type ? e.cause : e
+        member.commitErrors.push(`${partition}@${next}: ${cause.type || e.name}: ${e.message}`)
+        throw cause
       }
       const ack = member.confirmed.get(partition)
       if (ack && ack.offset === next) {
