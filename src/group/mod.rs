@@ -10,6 +10,7 @@ pub mod membership;
 pub mod offsets;
 pub mod state;
 pub mod store;
+mod timers;
 
 use crate::partition::{Partition, PartitionError};
 use bytes::Bytes;

@@ -704,7 +704,11 @@ def test_group_exactly_once_leave_and_broker_restart(spool_broker, client):
     for part in sorted(leaver_had):
         owners = [r[0] for r in runs.get(part, [])]
         if leaver.name not in owners or owners[-1] == leaver.name:
-            p.add(f"p{part}: owned by {leaver.name} when it left, but processed by {owners}")
+            p.add(
+                f"p{part}: owned by {leaver.name} when it left, but processed by {owners}; "
+                f"assignments { {w.name: w.assignments for w in workers} }, "
+                f"revocations { {w.name: w.revocations for w in workers} }"
+            )
     p.check(f"takeover of {leaver.name}'s partitions")
     assert sorted(set().union(*map(set, survivors_final.values()))) == list(range(NUM_PARTITIONS)), (
         f"after the leave the survivors hold {survivors_final}"
@@ -782,6 +786,10 @@ def test_ck_static_member_rejoins_without_rebalance(spool_broker):
         wait_assigned(ledger, [a, b], Deadline(ASSIGN_DEADLINE_S), "2 static members")
         a_parts, b_parts = a.current(), b.current()
         b_before = (list(b.assignments), list(b.revocations))
+        admin = ck_admin(bootstrap)
+        desc = admin.describe_consumer_groups([group], request_timeout=30)[group].result(timeout=60)
+        ids_before = {m.group_instance_id: m.member_id for m in desc.members}
+        assert sorted(ids_before) == ["instance-a", "instance-b"], ids_before
 
         # a goes away (no LeaveGroup: static) and comes back as a new consumer, same instance id.
         t_close = time.monotonic()
@@ -798,7 +806,8 @@ def test_ck_static_member_rejoins_without_rebalance(spool_broker):
 
         # Fresh records on every partition: both members consume theirs, b without a rebalance.
         at = ck_produce(bootstrap, topic, range(60))
-        mine = {p: {(pp, o) for (pp, o) in at if pp in p} for p in (a_parts, b_parts)}
+        mine_a = {(p, o) for (p, o) in at if p in a_parts}
+        mine_b = {(p, o) for (p, o) in at if p in b_parts}
         watch = Deadline(PHASE_DEADLINE_S)
         min_watch_end = time.monotonic() + STATIC_WATCH_S
 
@@ -807,7 +816,7 @@ def test_ck_static_member_rejoins_without_rebalance(spool_broker):
 
         def done():
             return (
-                seen_by(a2) >= mine[a_parts] and seen_by(b) >= mine[b_parts]
+                seen_by(a2) >= mine_a and seen_by(b) >= mine_b
                 and time.monotonic() >= min_watch_end
             ) or a2.errors or b.errors or len(b.assignments) != len(b_before[0])
 
@@ -820,18 +829,23 @@ def test_ck_static_member_rejoins_without_rebalance(spool_broker):
             f"the other static member saw a rebalance when instance-a was replaced: "
             f"assignments/revocations before {b_before}, after {b_after}"
         )
-        assert seen_by(b) >= mine[b_parts], "b did not consume the new records on its partitions"
-        assert seen_by(a2) >= mine[a_parts], "the replacement did not consume the new records on its partitions"
+        assert seen_by(b) >= mine_b, "b did not consume the new records on its partitions"
+        assert seen_by(a2) >= mine_a, "the replacement did not consume the new records on its partitions"
 
         # DescribeGroups: the two static members, with the replacement's new member id.
-        admin = ck_admin(bootstrap)
         desc = admin.describe_consumer_groups([group], request_timeout=30)[group].result(timeout=60)
         assert desc.state == ConsumerGroupState.STABLE, desc.state
         by_instance = {m.group_instance_id: m for m in desc.members}
         assert sorted(by_instance) == ["instance-a", "instance-b"], [
             (m.member_id, m.group_instance_id) for m in desc.members
         ]
-        assert by_instance["instance-a"].client_id == "ck-static-a2"
+        assert by_instance["instance-b"].member_id == ids_before["instance-b"]
+        assert by_instance["instance-a"].member_id != ids_before["instance-a"], (
+            "the replacement static member kept the old member id"
+        )
+        # Kafka replaces the member id only: client id and host stay those of the first
+        # instance (GroupMetadata.replaceStaticMember / ClassicGroup.replaceStaticMember).
+        assert by_instance["instance-a"].client_id == "ck-static-a"
         assert {tp.partition for tp in by_instance["instance-a"].assignment.topic_partitions} == a_parts
         assert {tp.partition for tp in by_instance["instance-b"].assignment.topic_partitions} == b_parts
     finally:
