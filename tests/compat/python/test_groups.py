@@ -19,7 +19,7 @@ Heartbeat, LeaveGroup, OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, De
    closed (a static member sends no LeaveGroup) and replaced by a new consumer with the same
    group.instance.id within session.timeout.ms. It gets the same partitions back and the
    other member's rebalance callbacks never fire.
-3. Group administration through each client's admin client: ListGroups (states), 
+3. Group administration through each client's admin client: ListGroups (states),
    DescribeGroups (state, members, assignments), OffsetFetch (committed offsets),
    DeleteGroups (NON_EMPTY_GROUP for a group with members, success for an empty one, which
    then is gone with its offsets).
@@ -199,6 +199,7 @@ class Worker(threading.Thread):
         self.revoke_commits = 0  # successful commits from the revoke callback
         self.commit_errors: list[str] = []
         self.errors: list[str] = []
+        self.pending_at_close: dict[int, int] = {}
 
     # Called on the consumer's thread (or its I/O thread while the consumer thread is
     # blocked in poll/close).
@@ -229,6 +230,7 @@ class Worker(threading.Thread):
             else:
                 self.uncommitted = 0
                 self.commits += 1
+        self.ledger.notify()
 
     def revoked_done(self, partitions) -> None:
         """After the revoke commit (or a failed one): nothing is owed for revoked partitions."""
@@ -374,13 +376,13 @@ class KpyWorker(Worker):
 
         try:
             consumer.subscribe([self.topic], listener=Listener())
-            polls = 0
-            while not self.stop_event.is_set() and polls < 1_000_000:
-                polls += 1
+            for _ in range(1_000_000):
                 batch = consumer.poll(timeout_ms=100, max_records=500)
                 for _tp, msgs in batch.items():
                     for m in msgs:
                         self.process(m.partition, m.offset, m.value)
+                if self.stop_event.is_set():
+                    break  # what is left uncommitted is committed on revoke, in close()
                 due = self.due_commit()
                 if due:
                     try:
@@ -389,6 +391,7 @@ class KpyWorker(Worker):
                     except Exception as exc:  # noqa: BLE001
                         self.commit_errors.append(f"after processing {due}: {type(exc).__name__}: {exc}")
         finally:
+            self.pending_at_close = dict(self.pending)
             # Revokes the assignment (the listener commits what is left), then LeaveGroup.
             consumer.close(timeout_ms=int(CLOSE_DEADLINE_S * 1000))
 
@@ -516,14 +519,14 @@ class CkWorker(Worker):
 
         try:
             consumer.subscribe([self.topic], on_assign=on_assign, on_revoke=on_revoke, on_lost=on_lost)
-            polls = 0
-            while not self.stop_event.is_set() and polls < 1_000_000:
-                polls += 1
+            for _ in range(1_000_000):
                 for m in consumer.consume(num_messages=500, timeout=0.1):
                     if m.error() is not None:
                         self.errors.append(f"message error: {m.error()}")
                         continue
                     self.process(m.partition(), m.offset(), m.value())
+                if self.stop_event.is_set():
+                    break  # what is left uncommitted is committed on revoke, in close()
                 due = self.due_commit()
                 if due:
                     try:
@@ -532,6 +535,7 @@ class CkWorker(Worker):
                     except Exception as exc:  # noqa: BLE001
                         self.commit_errors.append(f"after processing {due}: {exc}")
         finally:
+            self.pending_at_close = dict(self.pending)
             # Serves the revoke callback (which commits what is left), then leaves the group
             # (a static member does not send LeaveGroup).
             consumer.close()
@@ -661,10 +665,23 @@ def test_group_exactly_once_leave_and_broker_restart(spool_broker, client):
         wait_assigned(ledger, workers, Deadline(ASSIGN_DEADLINE_S), "3 members")
         producer.start()
 
-        # Mid-stream: one member leaves once the group is well into the first half.
+        # Mid-stream: one member leaves once the group is well into the first half and it has
+        # processed records of every partition it owns.
+        def leaver_progress():
+            return {p: sum(1 for e in ledger.entries if e[0] == leaver.name and e[1] == p)
+                    for p in leaver.current()}
+
         deadline = Deadline(PHASE_DEADLINE_S)
-        if not ledger.wait_for(lambda: len(ledger.entries) >= LEAVE_AFTER or producer.errors, deadline):
-            pytest.fail(f"group processed only {len(ledger.entries)}/{LEAVE_AFTER} records in {deadline.seconds}s")
+        if not ledger.wait_for(
+            lambda: (len(ledger.entries) >= LEAVE_AFTER and (lp := leaver_progress()) and all(lp.values()))
+            or producer.errors or leaver.errors,
+            deadline,
+        ):
+            pytest.fail(
+                f"within {deadline.seconds}s the group processed {len(ledger.entries)}/{LEAVE_AFTER} records "
+                f"and {leaver.name} processed {leaver_progress()} (records per owned partition); "
+                f"assignments { {w.name: w.assignments for w in workers} }"
+            )
         assert not producer.errors, producer.errors
         leaver_had = leaver.current()
         assert leaver_had, f"{leaver.name} owned no partition when it left"
@@ -710,6 +727,10 @@ def test_group_exactly_once_leave_and_broker_restart(spool_broker, client):
                 f"revocations { {w.name: w.revocations for w in workers} }"
             )
     p.check(f"takeover of {leaver.name}'s partitions")
+    assert not leaver.pending_at_close or leaver.revoke_commits >= 1, (
+        f"{leaver.name} closed with processed, uncommitted offsets {leaver.pending_at_close} "
+        "and its revoke callback committed nothing"
+    )
     assert sorted(set().union(*map(set, survivors_final.values()))) == list(range(NUM_PARTITIONS)), (
         f"after the leave the survivors hold {survivors_final}"
     )
@@ -758,7 +779,8 @@ def test_group_exactly_once_leave_and_broker_restart(spool_broker, client):
     print(
         f"{client}: group ready {t_leave - t0:.1f}s to leave, done {t_done - t_leave:.1f}s later; "
         f"restart {restart_s:.1f}s; total {time.monotonic() - t0:.1f}s; "
-        f"commits { {w.name: (w.processed, w.commits, w.revoke_commits, len(w.assignments)) for w in workers} }; "
+        f"(processed, commits, revoke commits, assignments, pending at close) "
+        f"{ {w.name: (w.processed, w.commits, w.revoke_commits, len(w.assignments), w.pending_at_close) for w in workers} }; "
         f"runs { {p: [(r[0][-1], r[1], r[2]) for r in rs] for p, rs in runs.items()} }"
     )
 
@@ -922,7 +944,10 @@ def test_ck_admin_list_describe_delete_groups(spool_broker):
         assert d_active.state == ConsumerGroupState.STABLE, d_active.state
         assert d_active.partition_assignor in ("range", "roundrobin"), d_active.partition_assignor
         assert not d_active.is_simple_consumer_group
-        assert d_active.coordinator is not None and d_active.coordinator.id == 0, d_active.coordinator
+        brokers = admin.list_topics(timeout=10).brokers
+        assert d_active.coordinator is not None and d_active.coordinator.id in brokers, (
+            d_active.coordinator, brokers)
+        assert f"{d_active.coordinator.host}:{d_active.coordinator.port}" == bootstrap
         described = {}
         for m in d_active.members:
             assert m.member_id.startswith(m.client_id + "-"), (m.member_id, m.client_id)
@@ -948,6 +973,8 @@ def test_ck_admin_list_describe_delete_groups(spool_broker):
         ids = {g.group_id for g in admin.list_consumer_groups(request_timeout=30).result(timeout=60).valid}
         assert empty not in ids and active in ids, sorted(ids)
         assert ck_committed(bootstrap, empty, topic) == {}, "the deleted group still has committed offsets"
+        gone = admin.describe_consumer_groups([empty], request_timeout=30)[empty].result(timeout=60)
+        assert gone.state == ConsumerGroupState.DEAD and gone.members == [], (gone.state, gone.members)
         assert ck_committed(bootstrap, active, topic) == {p: 10 for p in range(NUM_PARTITIONS)}
 
         # Once its members are gone the active group is empty, keeps its offsets, and goes.
@@ -991,12 +1018,12 @@ def test_kpy_admin_list_describe_delete_groups(spool_broker):
             assert m["member_id"].startswith(m["client_id"] + "-"), m
             assert m["client_host"], m
             assert m["group_instance_id"] is None, m
-            sub = m["member_metadata"]
-            assert list(sub.topics) == [topic], f"subscription {sub}"
+            # Decoded ConsumerProtocol subscription and assignment.
+            assert m["member_metadata"]["topics"] == [topic], m
             parts = set()
-            for t in m["member_assignment"].assigned_partitions:
-                assert t.topic == topic, t
-                parts |= set(t.partitions)
+            for t in m["member_assignment"]["assigned_partitions"]:
+                assert t["topic"] == topic, m
+                parts |= set(t["partitions"])
             described[m["client_id"]] = parts
         assert described == assignment, f"DescribeGroups assignments {described} != members' own {assignment}"
         assert d_empty["group_state"] == "Empty" and d_empty["members"] == [], d_empty
@@ -1010,8 +1037,10 @@ def test_kpy_admin_list_describe_delete_groups(spool_broker):
         ids = {g["group_id"] for g in admin.list_groups()}
         assert empty not in ids and active in ids, sorted(ids)
         assert kpy_committed(bootstrap, empty, topic) == {}, "the deleted group still has committed offsets"
+        # DescribeGroups v6 (KIP-1043): an unknown group is "Dead" with GROUP_ID_NOT_FOUND.
         gone = admin.describe_groups([empty])[empty]
         assert gone["group_state"] == "Dead" and gone["members"] == [], gone
+        assert "GroupIdNotFoundError" in (gone["error"] or ""), gone
 
         stop_all(members, Deadline(CLOSE_DEADLINE_S))
         d = admin.describe_groups([active])[active]
