@@ -42,6 +42,14 @@ impl AdminArgs {
         Duration::from_millis(self.timeout_ms)
     }
 
+    /// An admin client and the cluster's metadata (every topic) read through it, which also
+    /// tells an unreachable broker apart before any admin request is made.
+    pub fn admin_with_metadata(&self) -> Result<(AdminClient<CliContext>, Metadata), ClientError> {
+        let admin = self.admin()?;
+        let metadata = metadata(admin.inner(), &self.client, None, self.timeout())?;
+        Ok((admin, metadata))
+    }
+
     /// An admin client; nothing is sent until it is used.
     pub fn admin(&self) -> Result<AdminClient<CliContext>, ClientError> {
         config(&self.client)

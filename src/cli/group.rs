@@ -117,8 +117,7 @@ pub fn run(command: GroupCommand) -> anyhow::Result<()> {
 }
 
 fn list(args: &AdminArgs) -> Result<(), GroupError> {
-    let admin = args.admin()?;
-    client::metadata(admin.inner(), &args.client, None, args.timeout())?;
+    let (admin, _) = args.admin_with_metadata()?;
     let groups = admin
         .inner()
         .fetch_group_list(None, args.timeout())
@@ -260,14 +259,18 @@ pub fn committed_offsets(
     let committed = consumer
         .committed_offsets(tpl, admin.timeout())
         .map_err(|e| GroupError::request(admin, group, "fetch committed offsets", e))?;
-    Ok(committed
-        .elements()
+    Ok(concrete_offsets(&committed))
+}
+
+/// The entries of `list` that hold an actual offset, by (topic, partition).
+pub fn concrete_offsets(list: &TopicPartitionList) -> BTreeMap<(String, i32), i64> {
+    list.elements()
         .iter()
         .filter_map(|e| match e.offset() {
             Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
             _ => None,
         })
-        .collect())
+        .collect()
 }
 
 /// (log start offset, log end offset) of one partition.
@@ -287,13 +290,7 @@ pub fn watermarks(
 }
 
 fn describe(args: &GroupArgs) -> Result<(), GroupError> {
-    let admin = args.admin.admin()?;
-    let metadata = client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, metadata) = args.admin.admin_with_metadata()?;
     let state = group_state(&args.admin, admin.inner(), &args.group)?;
     let consumer = offsets_consumer(&args.admin, &args.group)?;
     let committed = committed_offsets(&args.admin, &consumer, &metadata, &args.group)?;
@@ -435,13 +432,7 @@ fn members_text(members: &[Value]) -> String {
 }
 
 fn delete(args: &GroupArgs) -> Result<(), GroupError> {
-    let admin = args.admin.admin()?;
-    client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, _) = args.admin.admin_with_metadata()?;
     let results = client::runtime()?
         .block_on(admin.delete_groups(&[&args.group], &args.admin.options()))
         .map_err(|e| GroupError::request(&args.admin, &args.group, "delete the group", e))?;

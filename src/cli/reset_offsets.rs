@@ -79,13 +79,7 @@ pub enum ResetError {
 }
 
 pub fn run(args: &ResetArgs) -> Result<(), GroupError> {
-    let admin = args.admin.admin()?;
-    let metadata = client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, metadata) = args.admin.admin_with_metadata()?;
     let state = group::group_state(&args.admin, admin.inner(), &args.group)?;
     if args.execute && !state.is_inactive() {
         return Err(ResetError::Active {
@@ -219,14 +213,7 @@ fn offsets_for_time(
     let found = consumer
         .offsets_for_times(tpl, args.admin.timeout())
         .map_err(|e| GroupError::request(&args.admin, &args.group, "look up offsets by time", e))?;
-    Ok(found
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
-            _ => None,
-        })
-        .collect())
+    Ok(group::concrete_offsets(&found))
 }
 
 fn print_plan(args: &ResetArgs, plan: &BTreeMap<(String, i32), i64>) -> Result<(), ClientError> {

@@ -131,13 +131,7 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
 
 fn create(args: &CreateArgs) -> Result<(), TopicError> {
     let configs = client::key_values("--config", &args.config)?;
-    let admin = args.admin.admin()?;
-    client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, _) = args.admin.admin_with_metadata()?;
     let mut topic = NewTopic::new(
         &args.topic,
         args.partitions,
@@ -191,8 +185,7 @@ fn one_result(
 
 fn list(list: &ListArgs) -> Result<(), TopicError> {
     let args = &list.admin;
-    let admin = args.admin()?;
-    let metadata = client::metadata(admin.inner(), &args.client, None, args.timeout())?;
+    let (_admin, metadata) = args.admin_with_metadata()?;
     let mut names: Vec<&str> = metadata
         .topics()
         .iter()
@@ -210,13 +203,7 @@ fn list(list: &ListArgs) -> Result<(), TopicError> {
 }
 
 fn describe(args: &DescribeArgs) -> Result<(), TopicError> {
-    let admin = args.admin.admin()?;
-    let metadata = client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, metadata) = args.admin.admin_with_metadata()?;
     let topics = chosen_topics(&metadata, args.topic.as_deref())?;
     let specifiers: Vec<ResourceSpecifier<'_>> = topics
         .iter()
@@ -352,13 +339,7 @@ fn describe_text(topic: &Value) -> String {
 }
 
 fn delete(args: &DeleteArgs) -> Result<(), TopicError> {
-    let admin = args.admin.admin()?;
-    let metadata = client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, metadata) = args.admin.admin_with_metadata()?;
     match client::partitions(&metadata, &args.topic) {
         Err(ClientError::UnknownTopic(_)) if args.if_exists => return Ok(()),
         Err(e) => return Err(e.into()),
@@ -391,13 +372,7 @@ fn alter(args: &AlterConfigArgs) -> Result<(), TopicError> {
     for raw in &args.delete_config {
         ops.extend(split_configs(raw).into_iter().map(ConfigOp::Delete));
     }
-    let admin = args.admin.admin()?;
-    let metadata = client::metadata(
-        admin.inner(),
-        &args.admin.client,
-        None,
-        args.admin.timeout(),
-    )?;
+    let (admin, metadata) = args.admin.admin_with_metadata()?;
     client::partitions(&metadata, &args.topic)?;
     alter_config::incremental_alter_topic(
         admin.inner(),
