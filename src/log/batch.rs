@@ -205,6 +205,96 @@ pub fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
+/// The outcome a transaction marker records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    Abort,
+    Commit,
+}
+
+/// Builds a control batch holding one transaction marker (Kafka's end-transaction marker:
+/// key `version:i16=0 type:i16` (0 abort, 1 commit), value `version:i16=0 coordinator_epoch:i32`),
+/// with the producer's id and epoch and no sequence. The base offset is stamped at append.
+pub fn marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: Marker,
+    coordinator_epoch: i32,
+    now_ms: i64,
+) -> Vec<u8> {
+    let kind: i16 = match marker {
+        Marker::Abort => 0,
+        Marker::Commit => 1,
+    };
+    let mut body = vec![0u8]; // record attributes
+    write_varint(&mut body, 0); // timestamp delta
+    write_varint(&mut body, 0); // offset delta
+    write_varint(&mut body, 4);
+    body.extend(0i16.to_be_bytes());
+    body.extend(kind.to_be_bytes());
+    write_varint(&mut body, 6);
+    body.extend(0i16.to_be_bytes());
+    body.extend(coordinator_epoch.to_be_bytes());
+    write_varint(&mut body, 0); // no headers
+    let mut record = Vec::with_capacity(body.len() + 2);
+    write_varint(&mut record, body.len() as i64);
+    record.extend(body);
+    let mut b = Vec::with_capacity(HEADER_LEN + record.len());
+    b.extend(0i64.to_be_bytes());
+    b.extend(((HEADER_LEN - LOG_OVERHEAD + record.len()) as i32).to_be_bytes());
+    b.extend(0i32.to_be_bytes());
+    b.push(2);
+    b.extend(0u32.to_be_bytes());
+    b.extend((ATTR_CONTROL | ATTR_TRANSACTIONAL).to_be_bytes());
+    b.extend(0i32.to_be_bytes()); // last offset delta
+    b.extend(now_ms.to_be_bytes());
+    b.extend(now_ms.to_be_bytes());
+    b.extend(producer_id.to_be_bytes());
+    b.extend(producer_epoch.to_be_bytes());
+    b.extend((-1i32).to_be_bytes());
+    b.extend(1i32.to_be_bytes());
+    b.extend(record);
+    let crc = crc32c::crc32c(&b[CRC_START..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+/// The marker a control batch holds (`None` for other control records or damaged ones).
+pub fn marker_of(batch: &[u8]) -> Option<Marker> {
+    let h = BatchHeader::parse(batch)?;
+    if !h.is_control() || h.compression() != 0 {
+        return None;
+    }
+    let mut rest = batch.get(HEADER_LEN..)?;
+    let skip_varint = |rest: &mut &[u8]| -> Option<i64> {
+        let (v, used) = read_varint(rest)?;
+        *rest = rest.get(used..)?;
+        Some(v)
+    };
+    skip_varint(&mut rest)?; // record length
+    rest = rest.get(1..)?; // attributes
+    skip_varint(&mut rest)?; // timestamp delta
+    skip_varint(&mut rest)?; // offset delta
+    if skip_varint(&mut rest)? < 4 {
+        return None;
+    }
+    match i16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]) {
+        0 => Some(Marker::Abort),
+        1 => Some(Marker::Commit),
+        _ => None,
+    }
+}
+
+/// Appends `v` as a zig-zag varint.
+pub fn write_varint(out: &mut Vec<u8>, v: i64) {
+    let mut u = ((v << 1) ^ (v >> 63)) as u64;
+    while u >= 0x80 {
+        out.push((u as u8 & 0x7f) | 0x80);
+        u >>= 7;
+    }
+    out.push(u as u8);
+}
+
 /// Writes the base offset and partition leader epoch into a batch's header (not CRC-covered).
 pub fn stamp_offset_and_epoch(batch: &mut [u8], base_offset: i64, leader_epoch: i32) {
     batch[0..8].copy_from_slice(&base_offset.to_be_bytes());
@@ -265,16 +355,22 @@ pub(crate) mod tests {
     }
 
     fn zigzag(v: i64) -> Vec<u8> {
-        let mut u = ((v << 1) ^ (v >> 63)) as u64;
         let mut out = Vec::new();
-        loop {
-            if u < 0x80 {
-                out.push(u as u8);
-                return out;
-            }
-            out.push((u as u8 & 0x7f) | 0x80);
-            u >>= 7;
+        write_varint(&mut out, v);
+        out
+    }
+
+    #[test]
+    fn marker_batches_validate_and_read_back() {
+        for m in [Marker::Abort, Marker::Commit] {
+            let b = marker_batch(42, 3, m, 0, 1000);
+            validate(&b).unwrap();
+            let h = BatchHeader::parse(&b).unwrap();
+            assert!(h.is_control() && h.is_transactional());
+            assert_eq!((h.producer_id(), h.producer_epoch()), (42, 3));
+            assert_eq!(marker_of(&b), Some(m));
         }
+        assert_eq!(marker_of(&make_batch(0, 1, 0, (1, 0, 0))), None);
     }
 
     #[test]

@@ -12,6 +12,7 @@
 pub mod batch;
 pub mod index;
 pub mod segment;
+pub mod txn_index;
 
 use batch::{BatchError, BatchHeader};
 use bytes::Bytes;
@@ -22,6 +23,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thiserror::Error;
+use txn_index::AbortedTxn;
 
 const RECOVERY_POINT_FILE: &str = "recovery-point";
 const LOG_START_FILE: &str = "log-start-offset";
@@ -366,19 +368,6 @@ impl Log {
         Ok(None)
     }
 
-    /// Calls `f` with each batch header from the batch holding `offset` to the end.
-    pub fn for_each_batch_from(&self, offset: i64, mut f: impl FnMut(&BatchHeader<'_>)) {
-        let first = self
-            .segments
-            .range(..=offset)
-            .next_back()
-            .map_or(i64::MIN, |(b, _)| *b);
-        for seg in self.segments.range(first..).map(|(_, s)| s) {
-            seg.batches_from(offset.max(seg.base_offset()))
-                .for_each(|h| f(&h));
-        }
-    }
-
     /// Whole batches (as bytes) from the batch holding `offset`, lazily, across segments.
     pub fn batch_bytes_from(&self, offset: i64) -> impl Iterator<Item = Bytes> + '_ {
         let first = self
@@ -406,8 +395,70 @@ impl Log {
             .range(..=self.recovery_point)
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
-        let files = self.segments.range(from..).map(|(_, s)| s.file()).collect();
+        let files = self
+            .segments
+            .range(from..)
+            .flat_map(|(_, s)| [s.file(), s.txn_file()])
+            .collect();
         (self.log_end_offset, files)
+    }
+
+    /// Records an aborted transaction in the index of the segment holding its marker.
+    pub fn add_aborted_txn(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
+        let Some((_, seg)) = self.segments.range_mut(..=entry.last_offset).next_back() else {
+            return Ok(());
+        };
+        let path = seg.log_path().to_path_buf();
+        seg.add_aborted_txn(entry).map_err(io_err(&path))
+    }
+
+    /// Forgets indexed aborted transactions whose marker is at or above `offset`, before the
+    /// batches from `offset` on are replayed into producer state.
+    pub fn truncate_aborted_from(&mut self, offset: i64) -> Result<(), LogError> {
+        let first = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for (_, seg) in self.segments.range_mut(first..) {
+            let path = seg.log_path().to_path_buf();
+            seg.truncate_aborted_from(offset).map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Transactions aborted in `[from, to)`: those whose marker is at or after `from` and whose
+    /// first record is before `to`, as a read_committed fetch of that range must report.
+    pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        let mut out = Vec::new();
+        for (_, seg) in self.segments.range(first..) {
+            let mut past_upper_bound = false;
+            for e in seg.aborted_txns() {
+                if e.last_offset >= from && e.first_offset < to {
+                    out.push(*e);
+                }
+                past_upper_bound |= e.last_offset >= to;
+            }
+            if past_upper_bound {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Syncs every segment's transaction index (before a producer snapshot trusts them).
+    pub fn sync_txn_indexes(&self) -> Result<(), LogError> {
+        for seg in self.segments.values() {
+            if !seg.aborted_txns().is_empty() {
+                seg.txn_file().sync_data().map_err(io_err(seg.log_path()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Records that everything below `offset` is on stable storage.

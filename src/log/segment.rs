@@ -1,4 +1,4 @@
-//! One segment: a `.log` file of whole v2 batches, its `.index` and `.timeindex`.
+//! One segment: a `.log` file of whole v2 batches, its `.index`, `.timeindex` and `.txnindex`.
 //!
 //! Appends go through `pwrite` at the segment's size (measured here: appending through a writable
 //! map ran about 40 % slower than `write`). Reads go through one read-only map of the file whose
@@ -7,6 +7,7 @@
 
 use super::batch::{self, BatchHeader};
 use super::index::{OffsetIndex, TimeIndex};
+use super::txn_index::{AbortedTxn, TxnIndex};
 use bytes::Bytes;
 use memmap2::MmapOptions;
 use std::fs::{File, OpenOptions};
@@ -45,6 +46,7 @@ pub struct Segment {
     index_interval_bytes: u64,
     index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TxnIndex,
 }
 
 /// What a scan of a segment's batches found.
@@ -88,6 +90,7 @@ impl Segment {
             sizes.index_bytes,
             active,
         )?;
+        let txn_index = TxnIndex::open(&dir.join(file_name(base_offset, "txnindex")))?;
         let data = map(&file, capacity)?;
         let mut segment = Self {
             base_offset,
@@ -103,6 +106,7 @@ impl Segment {
             index_interval_bytes: sizes.index_interval_bytes,
             index,
             time_index,
+            txn_index,
         };
         segment.load_summary();
         Ok(segment)
@@ -137,6 +141,19 @@ impl Segment {
     }
     pub fn file(&self) -> Arc<File> {
         self.file.clone()
+    }
+    pub fn txn_file(&self) -> Arc<File> {
+        self.txn_index.file()
+    }
+    pub fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+    pub fn add_aborted_txn(&mut self, entry: AbortedTxn) -> io::Result<()> {
+        self.txn_index.append(entry)
+    }
+    /// Forgets aborted transactions whose marker is at or above `offset` (they are replayed).
+    pub fn truncate_aborted_from(&mut self, offset: i64) -> io::Result<()> {
+        self.txn_index.truncate_from(offset)
     }
     pub fn log_path(&self) -> &Path {
         &self.log_path
@@ -274,6 +291,7 @@ impl Segment {
             self.file.set_len(scan.valid_bytes)?;
             self.size = scan.valid_bytes;
         }
+        self.txn_index.truncate_from(self.next_offset)?;
         Ok(scan)
     }
 
@@ -289,6 +307,7 @@ impl Segment {
         self.size = cut;
         self.index.truncate_from(offset);
         self.time_index.truncate_from(offset);
+        self.txn_index.truncate_from(offset)?;
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
         self.first_batch_timestamp = None;
@@ -314,6 +333,7 @@ impl Segment {
             self.log_path.clone(),
             self.index.path().to_path_buf(),
             self.time_index.path().to_path_buf(),
+            self.txn_index.path().to_path_buf(),
         ];
         drop(self);
         for p in paths {

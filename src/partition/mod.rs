@@ -7,11 +7,12 @@
 
 pub mod manager;
 
-use crate::log::batch::BatchHeader;
+use crate::log::batch::{self, BatchHeader, Marker};
+use crate::log::txn_index::AbortedTxn;
 use crate::log::{AppendInfo, Log, LogConfig, LogError, RecoveryReport};
 use crate::model::{now_ms, TopicPartition};
 use crate::txn::producer_state::{
-    ProducerBatch, ProducerError, ProducerStateManager, SequenceCheck,
+    CompletedTxn, ProducerBatch, ProducerError, ProducerStateManager, ProducerView, SequenceCheck,
 };
 use bytes::{Bytes, BytesMut};
 use std::path::{Path, PathBuf};
@@ -60,8 +61,29 @@ pub struct Appended {
 pub struct ReadResult {
     pub records: Option<Bytes>,
     pub high_watermark: i64,
+    pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
+    /// For read_committed reads: the transactions aborted within the records returned.
+    pub aborted: Option<Vec<AbortedTxn>>,
+}
+
+/// Which records a reader may see (Kafka's isolation level).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Everything below the high watermark.
+    ReadUncommitted,
+    /// Everything below the last stable offset, with the aborted transactions listed.
+    ReadCommitted,
+}
+
+/// A producer's transaction facts on this partition, for the produce path's verification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxnProbe {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The producer already has a transaction open here (so the coordinator was consulted).
+    pub in_transaction: bool,
 }
 
 struct PartitionState {
@@ -94,7 +116,11 @@ impl Partition {
                 tp: tp.clone(),
                 source,
             })?;
-        let producers = load_producer_state(&log);
+        let mut log = log;
+        let producers = load_producer_state(&mut log).map_err(|source| PartitionError::Log {
+            tp: tp.clone(),
+            source,
+        })?;
         let hw = log.log_end_offset();
         let partition = Self {
             tp,
@@ -131,6 +157,30 @@ impl Partition {
     }
     pub fn high_watermark(&self) -> i64 {
         self.high_watermark.load(Ordering::Acquire)
+    }
+    /// The offset below which every transaction is decided (and below the high watermark).
+    pub fn last_stable_offset(&self) -> i64 {
+        let st = self.state();
+        let hw = self.high_watermark();
+        st.producers
+            .first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
+    /// For a transactional batch: its producer and whether it already has a transaction here.
+    pub fn txn_probe(&self, records: &[u8]) -> Option<TxnProbe> {
+        let h = BatchHeader::parse(records)?;
+        if !h.is_transactional() || h.is_control() || h.producer_id() < 0 {
+            return None;
+        }
+        Some(TxnProbe {
+            producer_id: h.producer_id(),
+            epoch: h.producer_epoch(),
+            in_transaction: self.state().producers.in_transaction(h.producer_id()),
+        })
+    }
+    /// The producers this partition knows, for DescribeProducers.
+    pub fn producers(&self) -> Vec<ProducerView> {
+        self.state().producers.views()
     }
     pub fn log_start_offset(&self) -> i64 {
         self.state().log.log_start_offset()
@@ -268,18 +318,98 @@ impl Partition {
 
     /// Reads whole batches from `offset` up to the high watermark.
     pub fn read(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, PartitionError> {
+        self.read_isolated(offset, max_bytes, Isolation::ReadUncommitted)
+    }
+
+    /// Reads whole batches from `offset` up to the high watermark, or for read_committed up to
+    /// the last stable offset with the aborted transactions among the records returned.
+    pub fn read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        isolation: Isolation,
+    ) -> Result<ReadResult, PartitionError> {
         let st = self.state();
         let high_watermark = self.high_watermark();
+        let last_stable_offset = st
+            .producers
+            .first_unstable_offset()
+            .map_or(high_watermark, |first| first.min(high_watermark));
+        let upper = match isolation {
+            Isolation::ReadUncommitted => high_watermark,
+            Isolation::ReadCommitted => last_stable_offset,
+        };
         let records = st
             .log
-            .read(offset, max_bytes, high_watermark)
+            .read(offset, max_bytes, upper)
             .map_err(|e| self.log_err(e))?;
+        let aborted = (isolation == Isolation::ReadCommitted).then(|| {
+            let end = records.as_ref().map_or(offset, |r| {
+                batch::batches(r)
+                    .last()
+                    .map_or(offset, |(_, h)| h.last_offset() + 1)
+            });
+            if end > offset {
+                st.log.aborted_txns(offset, end)
+            } else {
+                Vec::new()
+            }
+        });
         Ok(ReadResult {
             records,
             high_watermark,
+            last_stable_offset,
             log_start_offset: st.log.log_start_offset(),
             log_end_offset: st.log.log_end_offset(),
+            aborted,
         })
+    }
+
+    /// Writes a transaction marker for `producer_id` as leader (WriteTxnMarkers): closes the
+    /// producer's transaction here and, for an abort, indexes the aborted range. Returns the
+    /// offset after the marker, which must be durable before the marker counts as written.
+    pub fn write_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        marker: Marker,
+        coordinator_epoch: i32,
+    ) -> Result<i64, PartitionError> {
+        if self.is_offline() {
+            return Err(PartitionError::Offline {
+                tp: self.tp.clone(),
+            });
+        }
+        let mut st = self.state();
+        st.producers
+            .check_marker(producer_id, epoch)
+            .map_err(|source| PartitionError::Producer {
+                tp: self.tp.clone(),
+                source,
+            })?;
+        let now = now_ms();
+        let mut bytes = batch::marker_batch(producer_id, epoch, marker, coordinator_epoch, now);
+        let info = st
+            .log
+            .append(&mut bytes, self.leader_epoch(), now)
+            .map_err(|e| self.log_err(e))?;
+        let done = st.producers.complete_txn(
+            producer_id,
+            epoch,
+            marker,
+            info.base_offset,
+            coordinator_epoch,
+            now,
+        );
+        let hw_after = info.last_offset + 1;
+        if let Some(done) = done {
+            index_completed(&mut st, done, hw_after).map_err(|e| self.log_err(e))?;
+        }
+        st.unflushed_messages += 1;
+        drop(st);
+        self.high_watermark.store(hw_after, Ordering::Release);
+        self.wake_fetchers();
+        Ok(hw_after)
     }
 
     /// Registers `waiter` to be woken by the next append.
@@ -358,6 +488,7 @@ impl Partition {
         st.producers.expire(now_ms(), producer_expiration_ms);
         let end = st.log.log_end_offset();
         st.log.checkpoint().map_err(|e| self.log_err(e))?;
+        st.log.sync_txn_indexes().map_err(|e| self.log_err(e))?;
         let path = st.log.dir().join(PRODUCER_SNAPSHOT);
         st.producers
             .write_snapshot(&path, end)
@@ -379,8 +510,28 @@ impl Partition {
     }
 }
 
-/// Rebuilds producer state from the snapshot (if it is usable) and the batches after it.
-fn load_producer_state(log: &Log) -> ProducerStateManager {
+/// Indexes a transaction a marker closed, when it was aborted. `hw` is the high watermark just
+/// after the marker; the stable offset after it is recorded with the entry.
+fn index_completed(st: &mut PartitionState, done: CompletedTxn, hw: i64) -> Result<(), LogError> {
+    if done.marker != Marker::Abort {
+        return Ok(());
+    }
+    let last_stable_offset = st
+        .producers
+        .first_unstable_offset()
+        .map_or(hw, |first| first.min(hw));
+    st.log.add_aborted_txn(AbortedTxn {
+        producer_id: done.producer_id,
+        first_offset: done.first_offset,
+        last_offset: done.marker_offset,
+        last_stable_offset,
+    })
+}
+
+/// Rebuilds producer state from the snapshot (if it is usable) and the batches after it. The
+/// transaction indexes are rebuilt from the same point: entries for markers at or after it are
+/// dropped and re-added by the replay, so an entry lost in a crash comes back.
+fn load_producer_state(log: &mut Log) -> Result<ProducerStateManager, LogError> {
     let path = log.dir().join(PRODUCER_SNAPSHOT);
     let (mut producers, from) = match ProducerStateManager::read_snapshot(&path) {
         Some((state, offset))
@@ -390,12 +541,33 @@ fn load_producer_state(log: &Log) -> ProducerStateManager {
         }
         _ => (ProducerStateManager::default(), log.log_start_offset()),
     };
-    log.for_each_batch_from(from, |h| {
-        if h.base_offset() >= from {
-            producers.replay(h)
+    log.truncate_aborted_from(from)?;
+    let mut completed = Vec::new();
+    for bytes in log.batch_bytes_from(from) {
+        let Some(h) = BatchHeader::parse(&bytes) else {
+            continue;
+        };
+        if h.base_offset() < from {
+            continue;
         }
-    });
-    producers
+        if let Some(done) = producers.replay(&bytes) {
+            let lso_after = producers
+                .first_unstable_offset()
+                .map_or(h.last_offset() + 1, |f| f.min(h.last_offset() + 1));
+            completed.push((done, lso_after));
+        }
+    }
+    for (done, last_stable_offset) in completed {
+        if done.marker == Marker::Abort {
+            log.add_aborted_txn(AbortedTxn {
+                producer_id: done.producer_id,
+                first_offset: done.first_offset,
+                last_offset: done.marker_offset,
+                last_stable_offset,
+            })?;
+        }
+    }
+    Ok(producers)
 }
 
 /// Decodes a batch and finds its first record with a timestamp at or after `timestamp`.
@@ -405,4 +577,66 @@ fn first_record_at_or_after(mut batch: Bytes, timestamp: i64) -> Option<(i64, i6
         .iter()
         .find(|r| r.timestamp >= timestamp)
         .map(|r| (r.offset, r.timestamp))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::make_batch;
+
+    fn config() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: i64::MAX,
+            segment_index_bytes: 4096,
+            index_interval_bytes: 100,
+            retention_ms: -1,
+            retention_bytes: -1,
+            max_message_bytes: 1 << 20,
+            log_append_time: false,
+        }
+    }
+
+    /// A transactional batch: `make_batch` with the transactional attribute and a fresh CRC.
+    fn txn_batch(count: i32, pid: i64, epoch: i16, seq: i32) -> Bytes {
+        let mut b = make_batch(0, count, 1000, (pid, epoch, seq));
+        b[21..23].copy_from_slice(&(1i16 << 4).to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        Bytes::from(b)
+    }
+
+    #[test]
+    fn aborted_transactions_are_indexed_and_survive_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let tp = TopicPartition::new("t", 0);
+        let (p, _) = Partition::open(tp.clone(), dir.path(), config(), true).unwrap();
+        p.append_as_leader(&Bytes::from(make_batch(0, 1, 1000, (-1, -1, -1))))
+            .unwrap();
+        p.append_as_leader(&txn_batch(2, 7, 0, 0)).unwrap();
+        p.append_as_leader(&Bytes::from(make_batch(0, 1, 1000, (-1, -1, -1))))
+            .unwrap();
+        assert_eq!(p.last_stable_offset(), 1);
+        let r = p
+            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
+            .unwrap();
+        assert_eq!(r.aborted, Some(vec![]));
+        let end = p.write_marker(7, 0, Marker::Abort, 0).unwrap();
+        assert_eq!((end, p.last_stable_offset()), (5, 5));
+        let r = p
+            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
+            .unwrap();
+        let aborted = r.aborted.unwrap();
+        assert_eq!(aborted.len(), 1);
+        assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (1, 4));
+        // A crash: no checkpoint, no clean shutdown; the index is rebuilt by replay.
+        drop(p);
+        let (p, _) = Partition::open(tp, dir.path(), config(), false).unwrap();
+        assert_eq!(p.last_stable_offset(), 5);
+        let r = p
+            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
+            .unwrap();
+        assert_eq!(r.aborted.unwrap().len(), 1);
+        assert_eq!(p.read(0, 1 << 20).unwrap().log_start_offset, 0);
+    }
 }

@@ -2,11 +2,14 @@
 //! producer id, so a retried batch is recognised and answered with its original offsets and a
 //! gap in sequence numbers is refused.
 //!
-//! The state is rebuilt from the batch headers of the log, starting from the last snapshot (taken
-//! at segment roll and at clean shutdown), so it survives restarts and crashes.
+//! Transactions are tracked here too: the first offset of each producer's ongoing transaction
+//! (the earliest of them bounds the last stable offset), closed by a commit or abort marker.
+//!
+//! The state is rebuilt from the batches of the log, starting from the last snapshot (taken at
+//! checkpoints and at clean shutdown), so it survives restarts and crashes.
 
-use crate::log::batch::BatchHeader;
-use std::collections::{HashMap, VecDeque};
+use crate::log::batch::{self, BatchHeader, Marker};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
 use std::path::Path;
 use thiserror::Error;
@@ -45,6 +48,40 @@ struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<CachedBatch>,
     last_timestamp: i64,
+    /// First offset of the producer's ongoing transaction on this partition.
+    txn_first_offset: Option<i64>,
+    /// Epoch of the coordinator that wrote this producer's last marker (-1: none yet).
+    coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16) -> Self {
+        Self {
+            epoch,
+            coordinator_epoch: -1,
+            ..Default::default()
+        }
+    }
+}
+
+/// A producer as DescribeProducers shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerView {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub last_sequence: i32,
+    pub last_timestamp: i64,
+    pub coordinator_epoch: i32,
+    pub txn_start_offset: i64,
+}
+
+/// A transaction closed by a marker: its producer, first offset, and the marker's offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub marker_offset: i64,
+    pub marker: Marker,
 }
 
 /// What a batch from a producer should do.
@@ -64,16 +101,20 @@ pub struct ProducerBatch {
     pub first_seq: i32,
     pub last_seq: i32,
     pub timestamp: i64,
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
+    /// The producer facts of a data batch (`None` for batches without a producer id and for
+    /// control batches, which `complete_txn` handles).
     pub fn from_header(h: &BatchHeader<'_>) -> Option<Self> {
-        (h.producer_id() >= 0).then(|| Self {
+        (h.producer_id() >= 0 && !h.is_control()).then(|| Self {
             producer_id: h.producer_id(),
             epoch: h.producer_epoch(),
             first_seq: h.base_sequence(),
             last_seq: h.last_sequence(),
             timestamp: h.max_timestamp(),
+            transactional: h.is_transactional(),
         })
     }
 }
@@ -81,6 +122,8 @@ impl ProducerBatch {
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
     producers: HashMap<i64, ProducerEntry>,
+    /// Ongoing transactions by first offset (the producer id as value).
+    ongoing: BTreeMap<i64, i64>,
 }
 
 fn next_seq(seq: i32) -> i64 {
@@ -106,6 +149,10 @@ impl ProducerStateManager {
                 epoch: batch.epoch,
                 current: entry.epoch,
             });
+        }
+        if batch.first_seq < 0 {
+            // No sequence: a coordinator's transactional write (offsets in a transaction).
+            return Ok(SequenceCheck::Append);
         }
         if batch.epoch > entry.epoch {
             if batch.first_seq != 0 {
@@ -139,12 +186,96 @@ impl ProducerStateManager {
         }
     }
 
+    /// Whether `producer_id` has a transaction open on this partition.
+    pub fn in_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(&producer_id)
+            .is_some_and(|e| e.txn_first_offset.is_some())
+    }
+
+    /// Checks a marker's epoch: a marker from an older epoch than the producer's is fenced.
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), ProducerError> {
+        match self.producers.get(&producer_id) {
+            Some(e) if epoch < e.epoch => Err(ProducerError::InvalidEpoch {
+                producer_id,
+                epoch,
+                current: e.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Applies a commit or abort marker written at `offset`: the producer's ongoing transaction
+    /// (if any) is closed and returned. A higher epoch becomes the producer's epoch.
+    pub fn complete_txn(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        marker: Marker,
+        offset: i64,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) -> Option<CompletedTxn> {
+        let entry = self
+            .producers
+            .entry(producer_id)
+            .or_insert_with(|| ProducerEntry::new(epoch));
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        entry.last_timestamp = entry.last_timestamp.max(timestamp);
+        let first_offset = entry.txn_first_offset.take()?;
+        self.ongoing.remove(&first_offset);
+        Some(CompletedTxn {
+            producer_id,
+            first_offset,
+            marker_offset: offset,
+            marker,
+        })
+    }
+
+    /// The first offset of the earliest ongoing transaction, which bounds the last stable offset.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.ongoing.keys().next().copied()
+    }
+
+    /// Every producer known here, for DescribeProducers.
+    pub fn views(&self) -> Vec<ProducerView> {
+        let mut out: Vec<ProducerView> = self
+            .producers
+            .iter()
+            .map(|(pid, e)| ProducerView {
+                producer_id: *pid,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
+                txn_start_offset: e.txn_first_offset.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|v| v.producer_id);
+        out
+    }
+
     /// Records an appended batch at `base_offset..=last_offset`.
     pub fn record(&mut self, batch: &ProducerBatch, base_offset: i64, last_offset: i64) {
-        let entry = self.producers.entry(batch.producer_id).or_default();
+        let entry = self
+            .producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| ProducerEntry::new(batch.epoch));
+        if batch.transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(base_offset);
+            self.ongoing.insert(base_offset, batch.producer_id);
+        }
         if batch.epoch != entry.epoch {
             entry.epoch = batch.epoch;
             entry.batches.clear();
+        }
+        if batch.first_seq < 0 {
+            entry.last_timestamp = entry.last_timestamp.max(batch.timestamp);
+            return;
         }
         if entry.batches.len() == CACHED_BATCHES {
             entry.batches.pop_front();
@@ -159,18 +290,34 @@ impl ProducerStateManager {
         entry.last_timestamp = entry.last_timestamp.max(batch.timestamp);
     }
 
-    /// Replays a batch header read back from the log.
-    pub fn replay(&mut self, h: &BatchHeader<'_>) {
-        if let Some(b) = ProducerBatch::from_header(h) {
+    /// Replays a whole batch read back from the log; returns the transaction a marker closed.
+    pub fn replay(&mut self, bytes: &[u8]) -> Option<CompletedTxn> {
+        let h = BatchHeader::parse(bytes)?;
+        if let Some(b) = ProducerBatch::from_header(&h) {
             self.record(&b, h.base_offset(), h.last_offset());
+            return None;
         }
+        if h.is_control() && h.producer_id() >= 0 {
+            let marker = batch::marker_of(bytes)?;
+            let coordinator_epoch = marker_coordinator_epoch(bytes).unwrap_or(0);
+            return self.complete_txn(
+                h.producer_id(),
+                h.producer_epoch(),
+                marker,
+                h.base_offset(),
+                coordinator_epoch,
+                h.max_timestamp(),
+            );
+        }
+        None
     }
 
     /// Forgets producers whose last batch is older than `expiration_ms` (Kafka's
-    /// `producer.id.expiration.ms`).
+    /// `producer.id.expiration.ms`); a producer with an open transaction is kept.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
-        self.producers
-            .retain(|_, e| now_ms - e.last_timestamp <= expiration_ms);
+        self.producers.retain(|_, e| {
+            e.txn_first_offset.is_some() || now_ms - e.last_timestamp <= expiration_ms
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -184,10 +331,17 @@ impl ProducerStateManager {
     pub fn write_snapshot(&self, path: &Path, offset: i64) -> io::Result<()> {
         let mut text = format!("offset {offset}\n");
         for (pid, e) in &self.producers {
+            text.push_str(&format!(
+                "p {pid} {} {} {} {}\n",
+                e.epoch,
+                e.last_timestamp,
+                e.txn_first_offset.unwrap_or(-1),
+                e.coordinator_epoch
+            ));
             for b in &e.batches {
                 text.push_str(&format!(
-                    "{pid} {} {} {} {} {} {}\n",
-                    e.epoch, b.first_seq, b.last_seq, b.base_offset, b.last_offset, b.timestamp
+                    "b {pid} {} {} {} {} {}\n",
+                    b.first_seq, b.last_seq, b.base_offset, b.last_offset, b.timestamp
                 ));
             }
         }
@@ -201,25 +355,52 @@ impl ProducerStateManager {
         let offset = lines.next()?.strip_prefix("offset ")?.parse().ok()?;
         let mut state = Self::default();
         for line in lines {
-            let f: Vec<i64> = line
+            let (kind, rest) = line.split_once(' ')?;
+            let f: Vec<i64> = rest
                 .split(' ')
                 .map(str::parse)
                 .collect::<Result<_, _>>()
                 .ok()?;
-            let [pid, epoch, first, last, base, last_off, ts] = f[..] else {
-                return None;
-            };
-            let batch = ProducerBatch {
-                producer_id: pid,
-                epoch: epoch as i16,
-                first_seq: first as i32,
-                last_seq: last as i32,
-                timestamp: ts,
-            };
-            state.record(&batch, base, last_off);
+            match (kind, &f[..]) {
+                ("p", &[pid, epoch, last_ts, txn_first, coordinator_epoch]) => {
+                    let entry = ProducerEntry {
+                        epoch: epoch as i16,
+                        batches: VecDeque::new(),
+                        last_timestamp: last_ts,
+                        txn_first_offset: (txn_first >= 0).then_some(txn_first),
+                        coordinator_epoch: coordinator_epoch as i32,
+                    };
+                    if txn_first >= 0 {
+                        state.ongoing.insert(txn_first, pid);
+                    }
+                    state.producers.insert(pid, entry);
+                }
+                ("b", &[pid, first, last, base, last_off, ts]) => {
+                    let entry = state.producers.get_mut(&pid)?;
+                    entry.batches.push_back(CachedBatch {
+                        first_seq: first as i32,
+                        last_seq: last as i32,
+                        base_offset: base,
+                        last_offset: last_off,
+                        timestamp: ts,
+                    });
+                }
+                _ => return None,
+            }
         }
         Some((state, offset))
     }
+}
+
+/// The coordinator epoch in a marker's value (`version:i16 coordinator_epoch:i32`).
+fn marker_coordinator_epoch(bytes: &[u8]) -> Option<i32> {
+    let mut set = kafka_protocol::records::RecordBatchDecoder::decode(
+        &mut bytes::Bytes::copy_from_slice(bytes),
+    )
+    .ok()?;
+    let value = set.records.pop()?.value?;
+    let raw: [u8; 4] = value.get(2..6)?.try_into().ok()?;
+    Some(i32::from_be_bytes(raw))
 }
 
 #[cfg(test)]
@@ -233,7 +414,49 @@ mod tests {
             first_seq: first,
             last_seq: last,
             timestamp: 1,
+            transactional: false,
         }
+    }
+
+    fn txn(pid: i64, epoch: i16, first: i32, last: i32) -> ProducerBatch {
+        ProducerBatch {
+            transactional: true,
+            ..b(pid, epoch, first, last)
+        }
+    }
+
+    #[test]
+    fn transactions_bound_the_stable_offset_until_their_marker() {
+        let mut s = ProducerStateManager::default();
+        s.record(&txn(1, 0, 0, 1), 10, 11);
+        s.record(&txn(2, 0, 0, 0), 12, 12);
+        s.record(&txn(1, 0, 2, 2), 13, 13);
+        assert_eq!(s.first_unstable_offset(), Some(10));
+        assert!(s.in_transaction(1));
+        let done = s.complete_txn(1, 0, Marker::Abort, 14, 0, 1).unwrap();
+        assert_eq!((done.first_offset, done.marker_offset), (10, 14));
+        assert_eq!(s.first_unstable_offset(), Some(12));
+        assert!(s.complete_txn(1, 0, Marker::Commit, 15, 0, 1).is_none());
+        s.complete_txn(2, 1, Marker::Commit, 16, 0, 1).unwrap();
+        assert_eq!(s.first_unstable_offset(), None);
+        assert!(matches!(
+            s.check(&txn(2, 0, 1, 1)),
+            Err(ProducerError::InvalidEpoch { .. })
+        ));
+        assert!(s.check_marker(2, 0).is_err());
+    }
+
+    #[test]
+    fn snapshot_keeps_ongoing_transactions() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = ProducerStateManager::default();
+        s.record(&txn(5, 1, 0, 3), 20, 23);
+        let path = dir.path().join("snap");
+        s.write_snapshot(&path, 24).unwrap();
+        let (mut r, _) = ProducerStateManager::read_snapshot(&path).unwrap();
+        assert_eq!(r.first_unstable_offset(), Some(20));
+        let done = r.complete_txn(5, 1, Marker::Commit, 24, 0, 1).unwrap();
+        assert_eq!(done.first_offset, 20);
     }
 
     #[test]

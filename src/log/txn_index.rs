@@ -1,0 +1,146 @@
+//! A segment's transaction index (`.txnindex`): the transactions aborted by a marker held in the
+//! segment, so a read_committed fetch can tell clients which records to skip.
+//!
+//! Entries are Kafka's layout, 34 bytes each, big-endian: `version:i16 (0) producer_id:i64
+//! first_offset:i64 last_offset:i64 last_stable_offset:i64`, appended in marker order. The file
+//! is small; it is read whole when the segment opens and kept in memory alongside.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const ENTRY_LEN: usize = 34;
+
+/// One aborted transaction: the producer's records from `first_offset` up to the abort marker at
+/// `last_offset` are not to be delivered to read_committed consumers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AbortedTxn {
+    pub producer_id: i64,
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// The last stable offset once this transaction was completed.
+    pub last_stable_offset: i64,
+}
+
+impl AbortedTxn {
+    fn encode(&self) -> [u8; ENTRY_LEN] {
+        let mut out = [0u8; ENTRY_LEN];
+        out[2..10].copy_from_slice(&self.producer_id.to_be_bytes());
+        out[10..18].copy_from_slice(&self.first_offset.to_be_bytes());
+        out[18..26].copy_from_slice(&self.last_offset.to_be_bytes());
+        out[26..34].copy_from_slice(&self.last_stable_offset.to_be_bytes());
+        out
+    }
+
+    fn decode(b: &[u8]) -> Option<Self> {
+        let at = |i: usize| i64::from_be_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+        let version = i16::from_be_bytes([b[0], b[1]]);
+        (version == 0).then(|| Self {
+            producer_id: at(2),
+            first_offset: at(10),
+            last_offset: at(18),
+            last_stable_offset: at(26),
+        })
+    }
+}
+
+pub struct TxnIndex {
+    path: PathBuf,
+    file: Arc<File>,
+    entries: Vec<AbortedTxn>,
+}
+
+impl TxnIndex {
+    /// Opens (or creates) the index at `path`. A torn or unreadable trailing entry is cut off.
+    pub fn open(path: &Path) -> io::Result<Self> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        let mut entries = Vec::with_capacity(bytes.len() / ENTRY_LEN);
+        for chunk in bytes.chunks_exact(ENTRY_LEN) {
+            match AbortedTxn::decode(chunk) {
+                Some(e) => entries.push(e),
+                None => break,
+            }
+        }
+        let valid = (entries.len() * ENTRY_LEN) as u64;
+        if valid != bytes.len() as u64 {
+            file.set_len(valid)?;
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            file: Arc::new(file),
+            entries,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+    pub fn entries(&self) -> &[AbortedTxn] {
+        &self.entries
+    }
+
+    pub fn append(&mut self, entry: AbortedTxn) -> io::Result<()> {
+        let at = (self.entries.len() * ENTRY_LEN) as u64;
+        self.file.write_all_at(&entry.encode(), at)?;
+        self.entries.push(entry);
+        Ok(())
+    }
+
+    /// Drops every entry whose abort marker is at or above `offset`.
+    pub fn truncate_from(&mut self, offset: i64) -> io::Result<()> {
+        let keep = self
+            .entries
+            .iter()
+            .position(|e| e.last_offset >= offset)
+            .unwrap_or(self.entries.len());
+        if keep < self.entries.len() {
+            self.entries.truncate(keep);
+            self.file.set_len((keep * ENTRY_LEN) as u64)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(pid: i64, first: i64, last: i64) -> AbortedTxn {
+        AbortedTxn {
+            producer_id: pid,
+            first_offset: first,
+            last_offset: last,
+            last_stable_offset: last + 1,
+        }
+    }
+
+    #[test]
+    fn entries_survive_reopen_and_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.txnindex");
+        let mut idx = TxnIndex::open(&path).unwrap();
+        idx.append(e(1, 0, 5)).unwrap();
+        idx.append(e(2, 3, 9)).unwrap();
+        drop(idx);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        std::io::Write::write_all(&mut f, &[0u8; 10]).unwrap();
+        let mut idx = TxnIndex::open(&path).unwrap();
+        assert_eq!(idx.entries(), &[e(1, 0, 5), e(2, 3, 9)]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 68);
+        idx.truncate_from(9).unwrap();
+        assert_eq!(idx.entries(), &[e(1, 0, 5)]);
+        assert_eq!(TxnIndex::open(&path).unwrap().entries().len(), 1);
+    }
+}
