@@ -12,6 +12,7 @@ use crate::group::GroupCoordinator;
 use crate::partition::manager::{NewTopic, Topic, TopicError, TopicManager};
 use crate::partition::Partition;
 use crate::server::listener;
+use crate::txn::coordinator::{TxnConfig, TxnCoordinator};
 use crate::txn::producer_id::ProducerIdManager;
 use std::fs::File;
 use std::net::SocketAddr;
@@ -49,9 +50,10 @@ pub enum BrokerError {
 
 pub struct Broker {
     pub config: Arc<Config>,
-    pub topics: TopicManager,
-    pub groups: GroupCoordinator,
-    pub producer_ids: ProducerIdManager,
+    pub topics: Arc<TopicManager>,
+    pub groups: Arc<GroupCoordinator>,
+    pub txns: TxnCoordinator,
+    pub producer_ids: Arc<ProducerIdManager>,
     pub cluster_id: String,
     pub shutdown: CancellationToken,
     advertised: (String, i32),
@@ -130,7 +132,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         .map_err(|source| BrokerError::Bind { addr, source })?;
     let config = Arc::new(config);
     let started = std::time::Instant::now();
-    let topics = TopicManager::open(config.clone(), clean)?;
+    let topics = Arc::new(TopicManager::open(config.clone(), clean)?);
     // From here on a crash must trigger recovery again.
     if clean {
         std::fs::remove_file(&marker).map_err(dir_err)?;
@@ -144,16 +146,33 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs loaded"
     );
-    let offsets_topic = ensure_offsets_topic(&topics, &config)?;
-    let groups = GroupCoordinator::open(config.group_config(), offsets_topic.partitions.clone())
-        .map_err(|e| BrokerError::Topics(TopicError::Partition(e)))?;
+    let offsets_topic =
+        topics.ensure_internal(OFFSETS_TOPIC, config.offsets_topic_num_partitions)?;
+    let groups = Arc::new(
+        GroupCoordinator::open(config.group_config(), offsets_topic.partitions.clone())
+            .map_err(|e| BrokerError::Topics(TopicError::Partition(e)))?,
+    );
     let producer_ids =
-        ProducerIdManager::open(data_dir.join("producer-id-block")).map_err(dir_err)?;
+        Arc::new(ProducerIdManager::open(data_dir.join("producer-id-block")).map_err(dir_err)?);
+    let txns = TxnCoordinator::open(
+        TxnConfig {
+            max_timeout_ms: config.transaction_max_timeout_ms,
+            id_expiration_ms: config.transactional_id_expiration_ms,
+            state_log_partitions: config.transaction_state_log_num_partitions,
+        },
+        topics.clone(),
+        groups.clone(),
+        producer_ids.clone(),
+    )
+    .map_err(|e| BrokerError::Topics(TopicError::Partition(e)))?;
+    // Transactions decided before a crash are completed before any client is served.
+    txns.recover().await;
     let advertised = advertised(&config, local_addr);
     let broker = Arc::new(Broker {
         config: config.clone(),
         topics,
         groups,
+        txns,
         producer_ids,
         cluster_id,
         shutdown: CancellationToken::new(),
@@ -169,25 +188,6 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         tracker,
         _lock: lock,
     })
-}
-
-/// The internal topic holding committed offsets and group metadata, created on first start.
-/// Until log compaction is served it keeps everything (retention.ms = -1).
-fn ensure_offsets_topic(topics: &TopicManager, config: &Config) -> Result<Arc<Topic>, BrokerError> {
-    if let Some(t) = topics.get(OFFSETS_TOPIC) {
-        return Ok(t);
-    }
-    let overrides = [("retention.ms", "-1"), ("segment.bytes", "104857600")];
-    let created = topics.create(NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        num_partitions: config.offsets_topic_num_partitions,
-        replication_factor: 1,
-        overrides: overrides
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-    })?;
-    Ok(created)
 }
 
 fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
@@ -258,6 +258,14 @@ async fn background(broker: Arc<Broker>) {
     let mut offsets_expiry = tokio::time::interval(Duration::from_millis(
         c.offsets_retention_check_interval_ms.max(1),
     ));
+    let mut txn_timeouts = tokio::time::interval(Duration::from_millis(
+        c.transaction_abort_timed_out_transaction_cleanup_interval_ms
+            .max(1),
+    ));
+    let mut txn_id_expiry = tokio::time::interval(Duration::from_millis(
+        c.transaction_remove_expired_transaction_cleanup_interval_ms
+            .max(1),
+    ));
     loop {
         tokio::select! {
             _ = broker.shutdown.cancelled() => return,
@@ -271,6 +279,8 @@ async fn background(broker: Arc<Broker>) {
                 }
             }
             _ = group_timers.tick() => broker.groups.tick(),
+            _ = txn_timeouts.tick() => broker.txns.abort_timed_out().await,
+            _ = txn_id_expiry.tick() => broker.txns.expire_ids().await,
             _ = offsets_expiry.tick() => {
                 let expired = broker.groups.expire_offsets();
                 if expired > 0 {

@@ -9,17 +9,23 @@
 //!   from spool errors to Kafka error codes.
 //! - [`handlers`]: one module per Kafka API, each a `handle` function from a decoded request to
 //!   a `Reply`; never touches a socket.
-//! - [`partition`]: partitions as leader (append with producer checks, read, high watermark,
-//!   group-committed fsync, fetch wake-ups) and the topic catalog (`TopicManager`).
-//! - [`txn`]: idempotent producer state and producer id allocation.
-//! - [`log`]: segments (`.log`, `.index`, `.timeindex`), the v2 batch header, recovery,
-//!   retention. Knows nothing about the wire protocol.
+//! - [`group`]: the consumer group coordinator and committed offsets (`__consumer_offsets`),
+//!   transactional offsets included.
+//! - [`txn`]: per-partition producer state (idempotence, open transactions, the last stable
+//!   offset), producer id allocation, and the transaction coordinator (`__transaction_state`,
+//!   markers, timeouts). The coordinator calls partitions and the group coordinator.
+//! - [`partition`]: partitions as leader (append with producer checks, transaction markers,
+//!   read up to the high watermark or last stable offset, group-committed fsync, fetch
+//!   wake-ups) and the topic catalog (`TopicManager`).
+//! - [`log`]: segments (`.log`, `.index`, `.timeindex`, `.txnindex`), the v2 batch header,
+//!   recovery, retention. Knows nothing about the wire protocol.
 //! - [`model`]: small shared types.
 //! - [`config`]: loading and validating `config/spool.toml`, Kafka's config names and defaults,
 //!   per-topic overrides.
 //! - [`broker`]: builds and wires all of the above; start and graceful shutdown.
 //! - [`cli`]: the `spool` command line: `serve`, and the console tools (`produce`, `consume`,
-//!   `topic`, `group`), which are Kafka clients on librdkafka and use nothing of the broker.
+//!   `topic`, `group`, `txn`), which are Kafka clients (librdkafka, or a small protocol client
+//!   for the transaction admin calls) and use nothing of the broker.
 //!
 //! The produce path: `server::session` reads a frame → `protocol::codec::decode` →
 //! `handlers::produce` → `partition::Partition::append_as_leader` → `log::Log::append` →

@@ -1,5 +1,6 @@
 //! The `spool` command line: `serve` runs the broker; `produce`, `consume`, `topic` and
-//! `group` are console tools, Kafka clients built on librdkafka (through the rdkafka crate).
+//! `group` are console tools, Kafka clients built on librdkafka (through the rdkafka crate);
+//! `txn` speaks the transaction admin APIs librdkafka lacks through a small protocol client.
 //!
 //! Each client command's `run` returns `anyhow::Result` and is the only place errors are
 //! gathered; each module below has its own error enum naming the topic, group or broker.
@@ -19,6 +20,8 @@ mod reset_offsets;
 pub mod serve;
 mod table;
 mod topic;
+mod txn;
+mod wire;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -48,6 +51,10 @@ enum Command {
     /// List, describe, delete consumer groups and reset their offsets.
     #[command(subcommand)]
     Group(group::GroupCommand),
+    /// List and describe transactions, show a partition's producers, abort a hanging
+    /// transaction.
+    #[command(subcommand)]
+    Txn(txn::TxnCommand),
 }
 
 /// Parses the command line and runs the chosen command.
@@ -59,6 +66,7 @@ pub fn main() -> ExitCode {
         Command::Consume(args) => consume::run(args),
         Command::Topic(command) => topic::run(command),
         Command::Group(command) => group::run(command),
+        Command::Txn(command) => txn::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

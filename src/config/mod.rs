@@ -84,6 +84,11 @@ pub struct Config {
     pub offsets_retention_minutes: i64,
     pub offsets_retention_check_interval_ms: u64,
     pub offset_metadata_max_bytes: i32,
+    pub transaction_max_timeout_ms: i32,
+    pub transaction_state_log_num_partitions: i32,
+    pub transactional_id_expiration_ms: i64,
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
     /// `SPOOL_*` environment variables that name no config key (reported as warnings: the
     /// environment is shared with other tools, unlike a config file).
     #[serde(skip)]
@@ -188,6 +193,12 @@ impl Config {
                 "offsets_topic_num_partitions and group_max_size must be at least 1".into(),
             );
         }
+        if self.transaction_state_log_num_partitions < 1 || self.transaction_max_timeout_ms < 1 {
+            return bad(
+                "transaction_state_log_num_partitions and transaction_max_timeout_ms must be at least 1"
+                    .into(),
+            );
+        }
         if self.group_min_session_timeout_ms > self.group_max_session_timeout_ms {
             return bad(
                 "group_min_session_timeout_ms is above group_max_session_timeout_ms".into(),
@@ -258,6 +269,19 @@ impl Config {
                 self.offsets_retention_check_interval_ms.to_string()
             }
             "offset.metadata.max.bytes" => self.offset_metadata_max_bytes.to_string(),
+            "transaction.max.timeout.ms" => self.transaction_max_timeout_ms.to_string(),
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_log_num_partitions.to_string()
+            }
+            "transaction.state.log.replication.factor" => "1".to_string(),
+            "transaction.state.log.min.isr" => "1".to_string(),
+            "transactional.id.expiration.ms" => self.transactional_id_expiration_ms.to_string(),
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => self
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms
+                .to_string(),
+            "transaction.remove.expired.transaction.cleanup.interval.ms" => self
+                .transaction_remove_expired_transaction_cleanup_interval_ms
+                .to_string(),
             _ => return None,
         })
     }

@@ -30,6 +30,7 @@ pub mod code {
     pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
     pub const INVALID_GROUP_ID: i16 = 24;
     pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_SESSION_TIMEOUT: i16 = 26;
     pub const REBALANCE_IN_PROGRESS: i16 = 27;
     pub const INVALID_REQUEST: i16 = 42;
@@ -89,7 +90,12 @@ impl GroupCoordinator {
     }
 
     fn partition_of(&self, group: &str) -> &Arc<Partition> {
-        &self.partitions[store::partition_for(group, self.partitions.len() as i32) as usize]
+        &self.partitions[self.partition_index(group) as usize]
+    }
+
+    /// The index of the offsets partition holding `group`.
+    pub fn partition_index(&self, group: &str) -> i32 {
+        store::partition_for(group, self.partitions.len() as i32)
     }
 
     /// Appends records for `group` to its offsets partition; returns the partition and the
@@ -110,31 +116,25 @@ impl GroupCoordinator {
         let mut groups = self.groups();
         let now = tokio::time::Instant::now();
         for partition in &self.partitions {
-            let mut offset = partition.log_start_offset();
-            let end = partition.high_watermark();
-            let mut rounds = 0u64;
-            while offset < end && rounds < u32::MAX as u64 {
-                rounds += 1;
-                let Some(records) = partition.read(offset, 1 << 20)?.records else {
-                    break;
-                };
-                let mut buf = records.clone();
-                let Ok(sets) = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf)
-                else {
-                    tracing::error!(partition = %partition.tp(), offset, "offsets topic batch does not decode; stopping its load");
-                    break;
-                };
-                for set in sets {
-                    for r in set.records {
-                        offset = offset.max(r.offset + 1);
-                        if let Some(key) = &r.key {
-                            if let Some(stored) = store::decode(key, r.value.as_deref()) {
-                                offsets::replay(&mut groups, stored, now);
-                            }
-                        }
+            store::for_each_record(partition, |r| {
+                if r.control {
+                    // An end-transaction marker: key `version:i16 type:i16`.
+                    if let Some(kind) = r.key.as_deref().and_then(|k| k.get(2..4)) {
+                        let commit = i16::from_be_bytes([kind[0], kind[1]]) == 1;
+                        offsets::resolve_txn(&mut groups, r.producer_id, |_| true, commit);
                     }
+                    return;
                 }
-            }
+                let Some(key) = &r.key else { return };
+                let Some(stored) = store::decode(key, r.value.as_deref()) else {
+                    return;
+                };
+                if r.transactional {
+                    offsets::replay_txn(&mut groups, r.producer_id, stored);
+                } else {
+                    offsets::replay(&mut groups, stored, now);
+                }
+            })?;
         }
         let count = groups.len();
         drop(groups);

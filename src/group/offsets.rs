@@ -72,34 +72,16 @@ impl GroupCoordinator {
                 m.deadline = Instant::now() + Duration::from_millis(m.session_timeout_ms as u64);
             }
         }
-        let mut errors = Vec::with_capacity(r.offsets.len());
-        let mut records = Vec::new();
-        let mut accepted = Vec::new();
-        for (topic, partition, offset, leader_epoch, metadata) in &r.offsets {
-            let metadata = metadata.clone().unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
-                errors.push(code::OFFSET_METADATA_TOO_LARGE);
-                continue;
-            }
-            let expire_timestamp = if r.retention_ms >= 0 {
-                now_ms + r.retention_ms
-            } else {
-                -1
-            };
-            let value = CommittedOffset {
-                offset: *offset,
-                leader_epoch: *leader_epoch,
-                metadata,
-                commit_timestamp: now_ms,
-                expire_timestamp,
-            };
-            records.push((
-                store::offset_key(&r.group_id, topic, *partition),
-                Some(store::offset_value(&value)),
-            ));
-            accepted.push(((topic.clone(), *partition), value));
-            errors.push(code::NONE);
-        }
+        let expire_timestamp = if r.retention_ms >= 0 {
+            now_ms + r.retention_ms
+        } else {
+            -1
+        };
+        let Prepared {
+            errors,
+            records,
+            accepted,
+        } = self.prepare(&r.group_id, &r.offsets, now_ms, expire_timestamp);
         if records.is_empty() {
             return CommitResult {
                 errors,
@@ -330,6 +312,187 @@ impl GroupCoordinator {
             groups.remove(&id);
         }
         expired_total
+    }
+}
+
+/// A commit's offsets as records to write, the values to apply once written, and one error per
+/// offset given (metadata too large, or none).
+struct Prepared {
+    errors: Vec<i16>,
+    records: Vec<(Bytes, Option<Bytes>)>,
+    accepted: Vec<((String, i32), CommittedOffset)>,
+}
+
+impl GroupCoordinator {
+    fn prepare(
+        &self,
+        group_id: &str,
+        offsets: &[(String, i32, i64, i32, Option<String>)],
+        now_ms: i64,
+        expire_timestamp: i64,
+    ) -> Prepared {
+        let mut out = Prepared {
+            errors: Vec::with_capacity(offsets.len()),
+            records: Vec::new(),
+            accepted: Vec::new(),
+        };
+        for (topic, partition, offset, leader_epoch, metadata) in offsets {
+            let metadata = metadata.clone().unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                out.errors.push(code::OFFSET_METADATA_TOO_LARGE);
+                continue;
+            }
+            let value = CommittedOffset {
+                offset: *offset,
+                leader_epoch: *leader_epoch,
+                metadata,
+                commit_timestamp: now_ms,
+                expire_timestamp,
+            };
+            out.records.push((
+                store::offset_key(group_id, topic, *partition),
+                Some(store::offset_value(&value)),
+            ));
+            out.accepted.push(((topic.clone(), *partition), value));
+            out.errors.push(code::NONE);
+        }
+        out
+    }
+}
+
+/// A TxnOffsetCommit: offsets written for a transactional producer, applied when its
+/// transaction commits.
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub instance_id: Option<String>,
+    /// (topic, partition, offset, leader epoch, metadata): partitions known to exist.
+    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+}
+
+impl GroupCoordinator {
+    /// Writes transactional offsets as a transactional batch of the producer and keeps them
+    /// pending; `complete_txn` applies or drops them when the marker is written.
+    pub fn txn_commit(&self, r: TxnCommitRequest) -> CommitResult {
+        let fail = |e: i16| CommitResult {
+            errors: vec![e; r.offsets.len()],
+            durable: None,
+        };
+        let now_ms = now_ms();
+        let mut groups = self.groups();
+        let g = groups
+            .entry(r.group_id.clone())
+            .or_insert_with(|| Group::new(&r.group_id, now_ms));
+        if g.is(GroupState::Dead) {
+            return fail(code::COORDINATOR_NOT_AVAILABLE);
+        }
+        // Member checks apply when the producer names its consumer's generation (KIP-447).
+        if r.generation_id >= 0 || !r.member_id.is_empty() {
+            if let Some(instance) = &r.instance_id {
+                if g.static_members
+                    .get(instance)
+                    .is_some_and(|id| *id != r.member_id)
+                {
+                    return fail(code::FENCED_INSTANCE_ID);
+                }
+            }
+            if !g.members.contains_key(&r.member_id) {
+                return fail(code::UNKNOWN_MEMBER_ID);
+            }
+            if r.generation_id != g.generation_id {
+                return fail(code::ILLEGAL_GENERATION);
+            }
+        }
+        let Prepared {
+            errors,
+            records,
+            accepted,
+        } = self.prepare(&r.group_id, &r.offsets, now_ms, -1);
+        if records.is_empty() {
+            return CommitResult {
+                errors,
+                durable: None,
+            };
+        }
+        let partition = self.partition_of(&r.group_id).clone();
+        let batch =
+            store::producer_batch(&records, now_ms, Some((r.producer_id, r.producer_epoch)));
+        match partition.append_as_leader(&batch) {
+            Ok(appended) => {
+                g.pending_txn
+                    .entry(r.producer_id)
+                    .or_default()
+                    .extend(accepted);
+                CommitResult {
+                    errors,
+                    durable: Some((partition, appended.info.last_offset + 1)),
+                }
+            }
+            Err(PartitionError::Producer { .. }) => fail(code::INVALID_PRODUCER_EPOCH),
+            Err(e) => fail(storage_code(&e)),
+        }
+    }
+
+    /// A transaction marker for `producer_id` was written to offsets partition `partition`:
+    /// its pending offsets for the groups of that partition are applied (commit) or dropped.
+    pub fn complete_txn(&self, producer_id: i64, partition: i32, commit: bool) {
+        let mut groups = self.groups();
+        let count = self.partitions.len() as i32;
+        resolve_txn(
+            &mut groups,
+            producer_id,
+            |group| store::partition_for(group, count) == partition,
+            commit,
+        );
+    }
+
+    /// Whether a transaction has offsets pending for this group and partition (OffsetFetch
+    /// with require_stable answers UNSTABLE_OFFSET_COMMIT then).
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let groups = self.groups();
+        groups.get(group_id).is_some_and(|g| {
+            g.pending_txn
+                .values()
+                .any(|p| p.contains_key(&(topic.to_string(), partition)))
+        })
+    }
+}
+
+/// Applies (commit) or drops (abort) the pending offsets of `producer_id` in the groups chosen.
+pub(super) fn resolve_txn(
+    groups: &mut HashMap<String, Group>,
+    producer_id: i64,
+    chosen: impl Fn(&str) -> bool,
+    commit: bool,
+) {
+    for g in groups.values_mut().filter(|g| chosen(&g.id)) {
+        if let Some(pending) = g.pending_txn.remove(&producer_id) {
+            if commit {
+                g.offsets.extend(pending);
+            }
+        }
+    }
+}
+
+/// Records a transactional offset commit read back from the offsets topic as pending.
+pub(super) fn replay_txn(groups: &mut HashMap<String, Group>, producer_id: i64, stored: Stored) {
+    if let Stored::Offset {
+        group,
+        topic,
+        partition,
+        value: Some(v),
+    } = stored
+    {
+        groups
+            .entry(group.clone())
+            .or_insert_with(|| Group::new(&group, now_ms()))
+            .pending_txn
+            .entry(producer_id)
+            .or_default()
+            .insert((topic, partition), v);
     }
 }
 

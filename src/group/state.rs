@@ -135,11 +135,15 @@ pub struct Group {
     /// When unsynced members of this generation are removed.
     pub sync_deadline: Option<(Instant, i32)>,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside transactions not yet decided, by producer id: applied by a
+    /// commit marker, dropped by an abort marker.
+    pub pending_txn: HashMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 impl Group {
     pub fn new(id: &str, now_ms: i64) -> Self {
         Group {
+            pending_txn: HashMap::new(),
             id: id.to_string(),
             state: GroupState::Empty,
             state_since_ms: now_ms,

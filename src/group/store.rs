@@ -36,6 +36,9 @@ impl<'a> Reader<'a> {
         self.buf = rest;
         Some(head)
     }
+    pub fn i8(&mut self) -> Option<i8> {
+        Some(self.take(1)?[0] as i8)
+    }
     pub fn i16(&mut self) -> Option<i16> {
         Some(i16::from_be_bytes(self.take(2)?.try_into().ok()?))
     }
@@ -269,17 +272,57 @@ fn decode_group(v: &[u8]) -> Option<GroupRecord> {
     })
 }
 
+/// Calls `f` with every record of an internal topic's partition, in offset order, up to its high
+/// watermark. A batch that does not decode ends the replay of that partition (logged).
+pub fn for_each_record(
+    partition: &crate::partition::Partition,
+    mut f: impl FnMut(Record),
+) -> Result<(), crate::partition::PartitionError> {
+    let mut offset = partition.log_start_offset();
+    let end = partition.high_watermark();
+    let mut rounds = 0u64;
+    while offset < end && rounds < u32::MAX as u64 {
+        rounds += 1;
+        let Some(records) = partition.read(offset, 1 << 20)?.records else {
+            break;
+        };
+        let mut buf = records.clone();
+        let Ok(sets) = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf) else {
+            tracing::error!(partition = %partition.tp(), offset, "internal topic batch does not decode; stopping its replay");
+            break;
+        };
+        for set in sets {
+            for r in set.records {
+                offset = offset.max(r.offset + 1);
+                f(r);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// One v2 batch of (key, value) records; a `None` value is a tombstone.
 pub fn batch(records: &[(Bytes, Option<Bytes>)], now_ms: i64) -> Bytes {
+    producer_batch(records, now_ms, None)
+}
+
+/// One v2 batch written for a transactional producer `(producer id, epoch)`: marked
+/// transactional, without sequence numbers (as Kafka writes TxnOffsetCommit records).
+pub fn producer_batch(
+    records: &[(Bytes, Option<Bytes>)],
+    now_ms: i64,
+    producer: Option<(i64, i16)>,
+) -> Bytes {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (k, v))| Record {
-            transactional: false,
+            transactional: producer.is_some(),
             control: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             // The encoder keeps records in one batch while offset - sequence is constant; the

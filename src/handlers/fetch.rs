@@ -1,13 +1,16 @@
-//! Fetch: whole batches from each partition up to its high watermark (the last stable offset
-//! equals it while no transactions are open), within the partition and response byte limits,
+//! Fetch: whole batches from each partition up to its high watermark (read_uncommitted) or its
+//! last stable offset (read_committed, with the aborted transactions among the records returned,
+//! from the segments' transaction indexes), within the partition and response byte limits,
 //! the first batch always whole. When fewer than `min_bytes` are ready, the request waits on
 //! the partitions' append notifications, up to `max_wait_ms`; it never polls.
 
 use crate::broker::Broker;
-use crate::partition::Partition;
+use crate::partition::{Isolation, Partition};
 use crate::protocol::errors;
 use crate::protocol::routes::{Reply, RequestContext};
+use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::ProducerId;
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
@@ -173,17 +176,32 @@ fn read_partition(w: &Wanted, plan: &Plan, budget: usize, first_with_data: bool)
     if limit == 0 && !first_with_data {
         return data
             .with_high_watermark(p.high_watermark())
-            .with_last_stable_offset(p.high_watermark());
+            .with_last_stable_offset(p.last_stable_offset());
     }
-    match p.read(w.offset, limit.max(1)) {
+    let isolation = if plan.read_committed {
+        Isolation::ReadCommitted
+    } else {
+        Isolation::ReadUncommitted
+    };
+    match p.read_isolated(w.offset, limit.max(1), isolation) {
         Ok(mut r) => {
             if !first_with_data && r.records.as_ref().is_some_and(|b| b.len() > limit) {
                 r.records = None;
+                r.aborted = r.aborted.map(|_| Vec::new());
             }
+            let aborted = r.aborted.map(|list| {
+                list.into_iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect()
+            });
             data.with_high_watermark(r.high_watermark)
-                .with_last_stable_offset(r.high_watermark)
+                .with_last_stable_offset(r.last_stable_offset)
                 .with_log_start_offset(r.log_start_offset)
-                .with_aborted_transactions(plan.read_committed.then(Vec::new))
+                .with_aborted_transactions(aborted)
                 .with_records(Some(r.records.unwrap_or_default()))
         }
         Err(e) => {

@@ -1,6 +1,7 @@
-//! InitProducerId for idempotent producers: a fresh producer id (never reused, see
-//! `txn::producer_id`) at epoch 0. Transactional ids need the transaction coordinator, which
-//! this release does not serve, so they are refused with a non-retriable error.
+//! InitProducerId: without a transactional id, a fresh producer id (never reused, see
+//! `txn::producer_id`) at epoch 0; with one, the transaction coordinator's producer id and a
+//! bumped epoch, which fences older producers of that id (after aborting their open
+//! transaction).
 
 use crate::broker::Broker;
 use crate::protocol::routes::{Reply, RequestContext};
@@ -13,23 +14,43 @@ use std::sync::Arc;
 pub async fn handle(
     broker: Arc<Broker>,
     request: InitProducerIdRequest,
-    _ctx: RequestContext,
+    ctx: RequestContext,
 ) -> Reply {
     let mut response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if request.transactional_id.is_some() {
-        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return Reply::ready(ResponseKind::InitProducerId(response));
-    }
-    match broker.producer_ids.next_id() {
-        Ok(id) => {
-            response.producer_id = ProducerId(id);
-            response.producer_epoch = 0;
+    match request.transactional_id {
+        None => match broker.producer_ids.next_id() {
+            Ok(id) => {
+                response.producer_id = ProducerId(id);
+                response.producer_epoch = 0;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot persist the producer id block");
+                response.error_code = ResponseError::KafkaStorageError.code();
+            }
+        },
+        Some(id) if id.0.is_empty() => {
+            response.error_code = ResponseError::InvalidRequest.code();
         }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot persist the producer id block");
-            response.error_code = ResponseError::KafkaStorageError.code();
+        Some(id) => {
+            // KIP-360 (v3+): the producer may say which id and epoch it had.
+            let expected = (ctx.api_version >= 3 && request.producer_id.0 >= 0)
+                .then_some((request.producer_id.0, request.producer_epoch));
+            let timeout = request.transaction_timeout_ms;
+            return Reply::Deferred(Box::pin(async move {
+                match broker.txns.init_producer_id(&id.0, timeout, expected).await {
+                    Ok((pid, epoch)) => {
+                        response.producer_id = ProducerId(pid);
+                        response.producer_epoch = epoch;
+                    }
+                    Err(e) => {
+                        response.error_code =
+                            crate::handlers::txn::for_version(e, ctx.api_version, 4);
+                    }
+                }
+                ResponseKind::InitProducerId(response)
+            }));
         }
     }
     Reply::ready(ResponseKind::InitProducerId(response))

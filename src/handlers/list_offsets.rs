@@ -15,6 +15,7 @@ const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(
     broker: Arc<Broker>,
@@ -64,13 +65,22 @@ pub async fn handle(
                     if with_epoch {
                         r.leader_epoch = epoch;
                     }
+                    // Nothing at or past the last fetchable offset is reported (Kafka's rule).
+                    let fetchable = if request.isolation_level == READ_COMMITTED {
+                        partition.last_stable_offset()
+                    } else {
+                        partition.high_watermark()
+                    };
                     let found = match p.timestamp {
-                        LATEST => Some((partition.high_watermark(), -1)),
+                        LATEST => Some((fetchable, -1)),
                         EARLIEST | EARLIEST_LOCAL => Some((partition.log_start_offset(), -1)),
                         MAX_TIMESTAMP => partition.max_timestamp_offset(),
                         ts if ts >= 0 => partition.offset_for_timestamp(ts),
                         _ => None,
-                    };
+                    }
+                    .filter(|(offset, _)| {
+                        p.timestamp < 0 && p.timestamp != MAX_TIMESTAMP || *offset < fetchable
+                    });
                     if let Some((offset, timestamp)) = found {
                         r.offset = offset;
                         r.timestamp = timestamp;

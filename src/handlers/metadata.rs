@@ -121,7 +121,10 @@ fn describe(topic: &Topic, node: BrokerId, ops: bool) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name == crate::group::store::OFFSETS_TOPIC)
+        .with_is_internal(
+            topic.name == crate::group::store::OFFSETS_TOPIC
+                || topic.name == crate::txn::store::TXN_TOPIC,
+        )
         .with_partitions(partitions)
         .with_topic_authorized_operations(if ops {
             topic_operations()

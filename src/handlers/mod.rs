@@ -12,6 +12,7 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+pub mod txn;
 
 use kafka_protocol::protocol::StrBytes;
 

@@ -117,15 +117,36 @@ fn append(broker: &Broker, partition: Arc<Partition>, p: &PartitionProduceData) 
             durable: None,
         };
     };
-    if crate::log::batch::batches(records).any(|(_, h)| h.is_transactional() || h.is_control()) {
-        response.error_code = ResponseError::InvalidTxnState.code();
-        response.error_message = Some(str_bytes(
-            "transactional produce is not available in this spool release",
-        ));
-        return Outcome {
+    let refuse = |mut response: PartitionProduceResponse, code: i16, message: String| {
+        response.error_code = code;
+        response.error_message = Some(str_bytes(message));
+        response.base_offset = -1;
+        Outcome {
             response,
             durable: None,
-        };
+        }
+    };
+    if crate::log::batch::batches(records).any(|(_, h)| h.is_control()) {
+        let message = "control batches are written by the transaction coordinator only".into();
+        return refuse(response, ResponseError::InvalidRecord.code(), message);
+    }
+    // KIP-890: the first transactional write of a producer to a partition must belong to a
+    // transaction the coordinator knows this partition is part of.
+    if let Some(probe) = partition.txn_probe(records) {
+        if !probe.in_transaction {
+            if let Err(code) = broker
+                .txns
+                .verify(probe.producer_id, probe.epoch, partition.tp())
+            {
+                let message = format!(
+                    "producer {} epoch {} has no ongoing transaction including {}",
+                    probe.producer_id,
+                    probe.epoch,
+                    partition.tp()
+                );
+                return refuse(response, code, message);
+            }
+        }
     }
     match partition.append_as_leader(records) {
         Ok(Appended {

@@ -212,6 +212,30 @@ impl TopicManager {
         Ok(())
     }
 
+    /// An internal topic (committed offsets, transaction state), created with `partitions` when
+    /// missing. Until log compaction is served it keeps everything (retention.ms = -1).
+    pub fn ensure_internal(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
+        if let Some(t) = self.get(name) {
+            return Ok(t);
+        }
+        let overrides = [("retention.ms", "-1"), ("segment.bytes", "104857600")];
+        let created = self.create(NewTopic {
+            name: name.to_string(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            overrides: overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+        match created {
+            Err(TopicError::AlreadyExists(_)) => self
+                .get(name)
+                .ok_or_else(|| TopicError::Unknown(name.to_string())),
+            other => other,
+        }
+    }
+
     /// Creates a topic: catalog record first (synced), then its partition directories.
     pub fn create(&self, new: NewTopic) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");

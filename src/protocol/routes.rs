@@ -92,10 +92,18 @@ routes! {
     CreateTopics 2..=7 => create_topics,
     DeleteTopics 1..=6 => delete_topics,
     InitProducerId 0..=5 => init_producer_id,
+    AddPartitionsToTxn 0..=4 => txn::add_partitions_to_txn,
+    AddOffsetsToTxn 0..=4 => txn::add_offsets_to_txn,
+    EndTxn 0..=4 => txn::end_txn,
+    WriteTxnMarkers 1..=1 => txn::write_txn_markers,
+    TxnOffsetCommit 0..=5 => txn::txn_offset_commit,
     DescribeConfigs 1..=4 => describe_configs,
     DeleteGroups 0..=2 => group::delete_groups,
     OffsetDelete 0..=0 => group::offset_delete,
     DescribeCluster 0..=2 => describe_cluster,
+    DescribeProducers 0..=0 => txn::describe_producers,
+    DescribeTransactions 0..=0 => txn::describe_transactions,
+    ListTransactions 0..=1 => txn::list_transactions,
 }
 
 /// The route serving `key`, if spool serves it.

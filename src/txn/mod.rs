@@ -1,4 +1,8 @@
-//! Producer state for idempotence, and producer id allocation.
+//! Producer state (idempotence and per-partition transactions), producer id allocation, and
+//! the transaction coordinator with its state log.
 
+pub mod coordinator;
 pub mod producer_id;
 pub mod producer_state;
+pub mod state;
+pub mod store;

@@ -30,8 +30,21 @@ pub fn batch_with(
     writer: Writer,
     compression: Compression,
 ) -> Bytes {
+    encode(&records(values, timestamp, writer), compression)
+}
+
+/// One uncompressed transactional batch of `values` by producer `(id, epoch, first sequence)`.
+pub fn txn_batch(values: &[&str], writer: (i64, i16, i32)) -> Bytes {
+    let mut records = records(values, now_ms(), Some(writer));
+    for r in &mut records {
+        r.transactional = true;
+    }
+    encode(&records, Compression::None)
+}
+
+fn records(values: &[&str], timestamp: i64, writer: Writer) -> Vec<Record> {
     let (pid, epoch, first_seq) = writer.unwrap_or((-1, -1, -1));
-    let records: Vec<Record> = values
+    values
         .iter()
         .enumerate()
         .map(|(i, v)| Record {
@@ -50,11 +63,14 @@ pub fn batch_with(
             headers: Default::default(),
             delete_horizon: false,
         })
-        .collect();
+        .collect()
+}
+
+fn encode(records: &[Record], compression: Compression) -> Bytes {
     let mut buf = BytesMut::new();
     RecordBatchEncoder::encode(
         &mut buf,
-        &records,
+        records,
         &RecordEncodeOptions {
             version: 2,
             compression,
@@ -62,6 +78,13 @@ pub fn batch_with(
     )
     .unwrap();
     buf.freeze()
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
 }
 
 pub fn batch(values: &[&str], timestamp: i64) -> Bytes {

@@ -1,5 +1,4 @@
-//! FindCoordinator: this node coordinates every group. Transaction coordinators are not served
-//! by this release, so transaction keys get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: this node coordinates every group and every transactional id.
 
 use crate::broker::Broker;
 use crate::handlers::str_bytes;
@@ -21,13 +20,20 @@ fn lookup(broker: &Broker, key_type: i8) -> (i16, Option<String>, i32, String, i
             let (host, port) = broker.advertised();
             (0, None, broker.node_id(), host, port)
         }
-        TRANSACTION => (
-            ResponseError::CoordinatorNotAvailable.code(),
-            Some("transactions are not served by this spool release".into()),
-            -1,
-            String::new(),
-            -1,
-        ),
+        // The transaction state topic is created on the first look-up, as Kafka does.
+        TRANSACTION => match broker.txns.state_log() {
+            Ok(_) => {
+                let (host, port) = broker.advertised();
+                (0, None, broker.node_id(), host, port)
+            }
+            Err(code) => (
+                code,
+                Some("the transaction state topic cannot be created".into()),
+                -1,
+                String::new(),
+                -1,
+            ),
+        },
         other => (
             ResponseError::InvalidRequest.code(),
             Some(format!("unknown key type {other}")),

@@ -2,7 +2,6 @@
 //! to the offsets topic; in durable mode the answer waits for them to be fsynced.
 
 use crate::broker::Broker;
-use crate::config::FlushMode;
 use crate::group::code;
 use crate::group::offsets::CommitRequest;
 use crate::protocol::routes::{Reply, RequestContext};
@@ -65,46 +64,31 @@ pub async fn handle(
         broker.groups.commit(commit)
     };
     let mut coordinator_errors = outcome.errors.into_iter();
-    let topics: Vec<OffsetCommitResponseTopic> = request
-        .topics
-        .iter()
-        .zip(results)
-        .map(|(t, partitions)| {
-            let partitions = partitions
-                .into_iter()
-                .map(|(index, early)| {
-                    let error =
-                        early.unwrap_or_else(|| coordinator_errors.next().unwrap_or(code::NONE));
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(index)
-                        .with_error_code(error)
-                })
-                .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(t.name.clone())
-                .with_partitions(partitions)
-        })
+    let errors: Vec<i16> = results
+        .into_iter()
+        .flatten()
+        .map(|(_, early)| early.unwrap_or_else(|| coordinator_errors.next().unwrap_or(code::NONE)))
         .collect();
-    let durable = outcome
-        .durable
-        .filter(|_| broker.config.flush_mode == FlushMode::Durable);
-    let Some((partition, offset)) = durable else {
-        return Reply::ready(ResponseKind::OffsetCommit(
-            OffsetCommitResponse::default().with_topics(topics),
-        ));
-    };
-    Reply::Deferred(Box::pin(async move {
-        let mut topics = topics;
-        if let Err(e) = partition.flush_to(offset).await {
-            tracing::error!(error = %e, "syncing committed offsets failed");
-            for p in topics
-                .iter_mut()
-                .flat_map(|t| t.partitions.iter_mut())
-                .filter(|p| p.error_code == 0)
-            {
-                p.error_code = code::NOT_COORDINATOR;
-            }
-        }
+    super::after_sync(&broker, outcome.durable, errors, move |errors| {
+        let mut errors = errors.into_iter();
+        let topics = request
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        OffsetCommitResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(errors.next().unwrap_or(code::NONE))
+                    })
+                    .collect();
+                OffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(partitions)
+            })
+            .collect();
         ResponseKind::OffsetCommit(OffsetCommitResponse::default().with_topics(topics))
-    }))
+    })
 }

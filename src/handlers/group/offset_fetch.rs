@@ -39,7 +39,9 @@ pub async fn handle(
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
                         .collect()
                 });
-                group_response(&g.group_id, broker.groups.fetch(&g.group_id.0, wanted))
+                let fetched = broker.groups.fetch(&g.group_id.0, wanted);
+                let unstable = unstable(&broker, &g.group_id.0, &fetched, request.require_stable);
+                group_response(&g.group_id, fetched, unstable)
             })
             .collect();
     } else {
@@ -50,12 +52,20 @@ pub async fn handle(
                 .collect()
         });
         let fetched = broker.groups.fetch(&request.group_id.0, wanted);
+        let require_stable = ctx.api_version >= 7 && request.require_stable;
+        let unstable = unstable(&broker, &request.group_id.0, &fetched, require_stable);
         response.topics = fetched
             .into_iter()
             .map(|(topic, partitions)| {
                 let partitions = partitions
                     .iter()
                     .map(|(p, o)| {
+                        if unstable.contains(&(topic.clone(), *p)) {
+                            return OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(-1)
+                                .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                        }
                         let (offset, epoch, metadata) = fields(o);
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(*p)
@@ -73,13 +83,43 @@ pub async fn handle(
     Reply::ready(ResponseKind::OffsetFetch(response))
 }
 
-fn group_response(id: &GroupId, fetched: Fetched) -> OffsetFetchResponseGroup {
+/// Kafka's code for "a transaction has offsets pending for this partition" (require_stable).
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+/// The partitions with transactional offsets pending, when the request requires stable ones.
+fn unstable(
+    broker: &Broker,
+    group: &str,
+    fetched: &Fetched,
+    require_stable: bool,
+) -> Vec<(String, i32)> {
+    if !require_stable {
+        return Vec::new();
+    }
+    fetched
+        .iter()
+        .flat_map(|(t, ps)| ps.iter().map(move |(p, _)| (t.clone(), *p)))
+        .filter(|(t, p)| broker.groups.has_pending(group, t, *p))
+        .collect()
+}
+
+fn group_response(
+    id: &GroupId,
+    fetched: Fetched,
+    unstable: Vec<(String, i32)>,
+) -> OffsetFetchResponseGroup {
     let topics = fetched
         .into_iter()
         .map(|(topic, partitions)| {
             let partitions = partitions
                 .iter()
                 .map(|(p, o)| {
+                    if unstable.contains(&(topic.clone(), *p)) {
+                        return OffsetFetchResponsePartitions::default()
+                            .with_partition_index(*p)
+                            .with_committed_offset(-1)
+                            .with_error_code(UNSTABLE_OFFSET_COMMIT);
+                    }
                     let (offset, epoch, metadata) = fields(o);
                     OffsetFetchResponsePartitions::default()
                         .with_partition_index(*p)
