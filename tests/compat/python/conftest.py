@@ -11,9 +11,10 @@ Each test gets a fresh broker in a fresh temp dir (start-up is cheap and a
 crash or leftover state can't leak into the next test). A test may restart its
 broker (`spool_broker.restart()`): SIGTERM, then the same binary again on the
 same data dir and, via `--listeners 127.0.0.1:<the port it had>`, the same
-port, so clients configured with the old bootstrap address reconnect to it. The broker's stderr
-goes to <tmp>/spool.log; when a test fails, the tail of that log is attached
-to the pytest report.
+port, so clients configured with the old bootstrap address reconnect to it. A
+test may also crash it (`spool_broker.kill9()`: SIGKILL, no shutdown at all) and
+bring it back with `restart()`. The broker's stderr goes to <tmp>/spool.log;
+when a test fails, the tail of that log is attached to the pytest report.
 
 Environment:
     SPOOL_BIN                  broker binary (default: <repo>/target/debug/spool)
@@ -193,9 +194,27 @@ class SpoolBroker:
         self.proc = None
         return problem
 
+    def kill9(self) -> None:
+        """Crashes the broker: SIGKILL (no shutdown of any kind) and waits for it to be gone.
+        `restart()` then brings it back on the same port and data dir. Raises if the broker
+        had already exited on its own."""
+        if self.proc is None:
+            raise RuntimeError("kill9: the broker is not running")
+        rc = self.proc.poll()
+        if rc is not None:
+            raise RuntimeError(f"kill9: spool had already exited (code {rc}) (log tail attached below)")
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=KILL_TIMEOUT_S)
+        if self._log_fh is not None:
+            self._log_fh.write(b"===== compat suite: broker SIGKILLed =====\n")
+            self._log_fh.close()
+            self._log_fh = None
+        self.proc = None
+
     def restart(self) -> str:
         """Stops the broker cleanly (SIGTERM, exit 0 required) and starts it again on the same
-        port and data dir. Returns the bootstrap address, which is unchanged."""
+        port and data dir. Returns the bootstrap address, which is unchanged. After `kill9()`
+        it only starts it again."""
         old = self.bootstrap
         assert old is not None, "restart() before start()"
         problem = self.stop()

@@ -17,6 +17,8 @@
 // Robustness:
 //  * offsets are tracked per partition; records below the requested offset
 //    (a batch may start before it) are skipped, a gap or a duplicate fails;
+//    control records (transaction markers) occupy an offset each: they are
+//    returned separately (`controls`), never as data records;
 //  * retriable errors (leader / metadata not ready, connection closed,
 //    request timeout) refresh metadata and try again, within the bounds;
 //  * every loop is bounded by an iteration count AND a wall-clock deadline,
@@ -84,9 +86,17 @@ const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
  * @param {number} [opts.maxIterations=20000] bound on fetch rounds
  * @param {number} [opts.maxStalls=200] fetch rounds in a row without progress before failing
  * @param {number} [opts.partitionMaxBytes=65536] small, so several fetch rounds are needed
- * @returns {Promise<{ records: Map<number, object[]>, batches: Map<number, object[]>, stats: object }>}
- *   records: partition -> decoded kafkajs messages ({offset, key, value, headers, timestamp, batchContext, ...})
+ * @param {number} [opts.isolationLevel] ISOLATION_LEVEL.READ_UNCOMMITTED (default) or READ_COMMITTED;
+ *   with READ_COMMITTED the broker returns records up to the last stable offset. Either way
+ *   this helper does NOT filter aborted records (that is the client's job): it returns every
+ *   data record and reports the broker's aborted-transaction lists separately.
+ * @returns {Promise<{ records: Map<number, object[]>, batches: Map<number, object[]>, controls: Map<number, object[]>,
+ *   abortedTransactions: Map<number, object[]>, partitionHeaders: Map<number, object>, stats: object }>}
+ *   records: partition -> decoded kafkajs messages ({offset, key, value, headers, timestamp, batchContext, ...}), data records only
  *   batches: partition -> distinct batch contexts (firstOffset, lastOffsetDelta, producerId, producerEpoch, firstSequence, ...)
+ *   controls: partition -> control records (transaction markers) { offset, type (0 abort, 1 commit), producerId, producerEpoch }
+ *   abortedTransactions: partition -> distinct { producerId, firstOffset } from the Fetch responses' aborted_transactions
+ *   partitionHeaders: partition -> the last Fetch response's partition header (highWatermark, lastStableOffset, ...)
  */
 async function fetchAllRecords({
   brokers,
@@ -96,12 +106,16 @@ async function fetchAllRecords({
   maxIterations = 20000,
   maxStalls = 200,
   partitionMaxBytes = 64 * 1024,
+  isolationLevel = ISOLATION_LEVEL.READ_UNCOMMITTED,
 }) {
   const deadline = Date.now() + timeoutMs
   const partitions = Object.keys(endOffsets).map(Number)
   const next = new Map(partitions.map(p => [p, 0]))
   const records = new Map(partitions.map(p => [p, []]))
   const batches = new Map(partitions.map(p => [p, []]))
+  const controls = new Map(partitions.map(p => [p, []]))
+  const abortedTransactions = new Map(partitions.map(p => [p, []]))
+  const seenAborted = new Set()
   const seenBatchContexts = new Set()
   const stalls = new Map(partitions.map(p => [p, 0]))
   const lastPartitionInfo = new Map()
@@ -141,9 +155,10 @@ async function fetchAllRecords({
           stats.fetchRequests++
           const response = await broker.fetch({
             replicaId: -1,
-            // Non-transactional data: READ_UNCOMMITTED so the test depends on the
-            // high watermark only, not on the broker's last-stable-offset logic.
-            isolationLevel: ISOLATION_LEVEL.READ_UNCOMMITTED,
+            // Default READ_UNCOMMITTED: for non-transactional data the test then
+            // depends on the high watermark only, not on the broker's
+            // last-stable-offset logic.
+            isolationLevel,
             maxWaitTime: 200,
             minBytes: 1,
             maxBytes: 8 * 1024 * 1024,
@@ -174,8 +189,14 @@ async function fetchAllRecords({
                 messages: partitionData.messages.length,
                 fetchOffset: next.get(p),
               })
+              for (const t of partitionData.abortedTransactions || []) {
+                const id = `${p}:${t.producerId}:${t.firstOffset}`
+                if (!seenAborted.has(id)) {
+                  seenAborted.add(id)
+                  abortedTransactions.get(p).push({ producerId: String(t.producerId), firstOffset: Number(t.firstOffset) })
+                }
+              }
               for (const message of partitionData.messages) {
-                if (message.isControlRecord) continue
                 const offset = Number(message.offset)
                 const expected = next.get(p)
                 if (offset < expected) continue // batch started before our fetch offset
@@ -185,9 +206,20 @@ async function fetchAllRecords({
                   )
                 }
                 if (offset >= endOffsets[p]) break
-                records.get(p).push(message)
                 next.set(p, expected + 1)
                 progressed.add(p)
+                if (message.isControlRecord) {
+                  // transaction marker: key = version int16, type int16 (0 abort, 1 commit)
+                  const key = message.key
+                  controls.get(p).push({
+                    offset,
+                    type: key && key.length >= 4 ? key.readInt16BE(2) : null,
+                    producerId: message.batchContext && String(message.batchContext.producerId),
+                    producerEpoch: message.batchContext && message.batchContext.producerEpoch,
+                  })
+                  continue
+                }
+                records.get(p).push(message)
                 if (message.batchContext && !seenBatchContexts.has(message.batchContext)) {
                   seenBatchContexts.add(message.batchContext)
                   batches.get(p).push(message.batchContext)
@@ -223,7 +255,7 @@ async function fetchAllRecords({
     await cluster.disconnect().catch(() => {})
   }
 
-  return { records, batches, stats }
+  return { records, batches, controls, abortedTransactions, partitionHeaders: lastPartitionInfo, stats }
 }
 
 const progress = (partitions, next, endOffsets) =>
