@@ -564,3 +564,152 @@ fn transactional_offsets_apply_on_commit_only_and_survive_a_sigkill() {
     let mut c = Raw::connect(&broker.addr);
     assert_eq!(stable_offset(&mut c, "g"), (0, 9), "{}", broker.log_tail());
 }
+
+/// Java's `String.hashCode`, Kafka's `Utils.abs`, modulo the partition count.
+fn state_partition(id: &str, partitions: i32) -> i32 {
+    let h = id
+        .encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(c as i32));
+    (if h == i32::MIN { 0 } else { h.abs() }) % partitions
+}
+
+/// Appends a TransactionLogValue v0 record for `id` to the end of its state partition's first
+/// segment, as a crash right after the coordinator wrote it would leave the disk.
+fn forge_state(
+    data_dir: &std::path::Path,
+    id: &str,
+    pid: i64,
+    epoch: i16,
+    status: i8,
+    topic: &str,
+) {
+    use bytes::BufMut;
+    let dir = data_dir.join(format!("__transaction_state-{}", state_partition(id, 50)));
+    let path = dir.join(format!("{:020}.log", 0));
+    let mut existing = bytes::Bytes::from(std::fs::read(&path).unwrap());
+    let next = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut existing)
+        .unwrap()
+        .iter()
+        .flat_map(|set| set.records.iter().map(|r| r.offset + 1))
+        .max()
+        .unwrap_or(0);
+    let mut key = bytes::BytesMut::new();
+    key.put_i16(0);
+    key.put_i16(id.len() as i16);
+    key.put_slice(id.as_bytes());
+    let now = kafka::now_ms();
+    let mut value = bytes::BytesMut::new();
+    value.put_i16(0);
+    value.put_i64(pid);
+    value.put_i16(epoch);
+    value.put_i32(60_000);
+    value.put_i8(status);
+    value.put_i32(1);
+    value.put_i16(topic.len() as i16);
+    value.put_slice(topic.as_bytes());
+    value.put_i32(1);
+    value.put_i32(0);
+    value.put_i64(now);
+    value.put_i64(now);
+    let record = kafka_protocol::records::Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: 0,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: kafka_protocol::records::TimestampType::Creation,
+        offset: next,
+        sequence: -1,
+        timestamp: now,
+        key: Some(key.freeze()),
+        value: Some(value.freeze()),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    let mut batch = bytes::BytesMut::new();
+    kafka_protocol::records::RecordBatchEncoder::encode(
+        &mut batch,
+        &[record],
+        &kafka_protocol::records::RecordEncodeOptions {
+            version: 2,
+            compression: kafka_protocol::records::Compression::None,
+        },
+    )
+    .unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, &batch).unwrap();
+}
+
+#[test]
+fn prepared_transactions_are_completed_after_a_crash() {
+    const PREPARE_COMMIT: i8 = 2;
+    const PREPARE_ABORT: i8 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Spool::start(dir.path(), &[]);
+    let mut c = Raw::connect(&broker.addr);
+    // Clients may not write the coordinators' internal topics.
+    create(&mut c, "t-commit", 1);
+    create(&mut c, "t-abort", 1);
+    let mut open = Vec::new();
+    for (id, topic) in [("pc", "t-commit"), ("pa", "t-abort")] {
+        let r = init(&mut c, id, 60_000);
+        let (pid, epoch) = (r.producer_id.0, r.producer_epoch);
+        add(&mut c, id, pid, epoch, &[(topic, 0)]);
+        assert_eq!(
+            produce(
+                &mut c,
+                topic,
+                0,
+                kafka::txn_batch(&["a", "b"], (pid, epoch, 0))
+            ),
+            (0, 0)
+        );
+        assert_eq!(latest(&mut c, topic, 0, 1), 0);
+        open.push((id, topic, pid, epoch));
+    }
+    let (e, _) = produce(
+        &mut c,
+        "__transaction_state",
+        0,
+        kafka::batch(&["x"], kafka::now_ms()),
+    );
+    assert_eq!(e, 17, "INVALID_TOPIC_EXCEPTION");
+
+    // The crash lands after each decision reached the state log, before any marker.
+    broker.kill9();
+    for (id, topic, pid, epoch) in &open {
+        let status = if *id == "pc" {
+            PREPARE_COMMIT
+        } else {
+            PREPARE_ABORT
+        };
+        forge_state(&broker.data_dir, id, *pid, *epoch, status, topic);
+    }
+    broker.restart();
+    let mut c = Raw::connect(&broker.addr);
+    assert_eq!(
+        describe(&mut c, "pc").transaction_state.to_string(),
+        "CompleteCommit",
+        "{}",
+        broker.log_tail()
+    );
+    assert_eq!(
+        describe(&mut c, "pa").transaction_state.to_string(),
+        "CompleteAbort"
+    );
+    assert_eq!(
+        latest(&mut c, "t-commit", 0, 1),
+        3,
+        "records and commit marker are stable"
+    );
+    assert_eq!(fetch_committed(&mut c, "t-commit", 0).1, vec![]);
+    assert_eq!(latest(&mut c, "t-abort", 0, 1), 3);
+    let aborted_pid = open[1].2;
+    assert_eq!(
+        fetch_committed(&mut c, "t-abort", 0).1,
+        vec![(aborted_pid, 0)]
+    );
+}

@@ -76,6 +76,11 @@ fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) 
         topic::effective(&broker.config, &topic.overrides, "min.insync.replicas")
             .and_then(|v| v.parse::<i32>().ok())
     });
+    // Internal topics are written by their coordinators only, as in Kafka.
+    let internal = found.as_ref().is_some_and(|topic| {
+        topic.name == crate::group::store::OFFSETS_TOPIC
+            || topic.name == crate::txn::store::TXN_TOPIC
+    });
     t.partition_data
         .iter()
         .map(|p| {
@@ -88,6 +93,10 @@ fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) 
             };
             if !matches!(acks, -1..=1) {
                 return error(ResponseError::InvalidRequiredAcks, None);
+            }
+            if internal {
+                let message = format!("cannot append to internal topic {}", t.name.0);
+                return error(ResponseError::InvalidTopicException, Some(message));
             }
             let Some(partition) = found
                 .as_ref()
