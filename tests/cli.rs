@@ -401,20 +401,26 @@ fn topics_are_created_listed_described_and_deleted() {
     assert!(err.contains("InvalidConfig"), "{err}");
 }
 
-/// The broker serves neither AlterConfigs nor IncrementalAlterConfigs yet (issue 5): the
-/// command says so, and nothing changes. When issue 5 lands, this test becomes the success
-/// path.
+/// `topic alter-config` sets and removes topic overrides through IncrementalAlterConfigs; the
+/// change shows in `describe` at once and a bad value changes nothing.
 #[test]
-fn alter_config_says_the_broker_does_not_support_it_and_changes_nothing() {
+fn alter_config_sets_and_removes_topic_overrides() {
     let (_dir, spool) = broker(&[]);
     let a = spool.addr.as_str();
     topic(
         "create",
         a,
-        &["--topic", "t", "--config", "retention.ms=1000"],
+        &[
+            "--topic",
+            "t",
+            "--config",
+            "retention.ms=1000",
+            "--config",
+            "segment.bytes=1048576",
+        ],
     )
     .ok();
-    let err = topic(
+    topic(
         "alter-config",
         a,
         &[
@@ -426,16 +432,23 @@ fn alter_config_says_the_broker_does_not_support_it_and_changes_nothing() {
             "segment.bytes",
         ],
     )
-    .failed();
-    assert_eq!(
-        err,
-        format!(
-            "spool: the broker at {a} does not support altering configs \
-             (IncrementalAlterConfigs); topic `t` is unchanged\n"
-        )
-    );
+    .ok();
     let described = topic("describe", a, &["--topic", "t"]).ok().stdout;
-    assert!(described.contains("\t* retention.ms=1000\n"), "{described}");
+    assert!(described.contains("\t* retention.ms=5000\n"), "{described}");
+    assert!(
+        described.contains("\t* cleanup.policy=delete\n"),
+        "{described}"
+    );
+    assert!(!described.contains("* segment.bytes"), "{described}");
+    let err = topic(
+        "alter-config",
+        a,
+        &["--topic", "t", "--add-config", "retention.ms=soon"],
+    )
+    .failed();
+    assert!(err.contains("InvalidConfig"), "{err}");
+    let described = topic("describe", a, &["--topic", "t"]).ok().stdout;
+    assert!(described.contains("\t* retention.ms=5000\n"), "{described}");
     let err = topic("alter-config", a, &["--topic", "t"]).failed();
     assert!(
         err.contains("--add-config"),

@@ -2,6 +2,7 @@
 //! `SPOOL_*` environment variables, then `--set` flags. Unknown keys in a file or a flag are
 //! errors that name them; unknown `SPOOL_*` variables are warnings (the environment is shared).
 
+pub mod dynamic;
 pub mod kafka_defaults;
 pub mod topic;
 

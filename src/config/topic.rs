@@ -1,6 +1,7 @@
 //! Per-topic configuration overrides, by Kafka's dotted names (`retention.ms`), and how they
 //! combine with the broker's settings into a partition's `LogConfig`.
 
+use super::dynamic::DynamicConfigs;
 use super::kafka_defaults::{self, ConfigType};
 use super::Config;
 use crate::log::LogConfig;
@@ -77,9 +78,17 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
     }
 }
 
-/// The value of topic config `name` when the topic does not override it: the broker's setting
-/// where spool has one, else Kafka's default.
-pub fn broker_value(config: &Config, name: &str) -> Option<String> {
+/// The value of topic config `name` when the topic does not override it: a dynamic broker
+/// config, else the broker's static setting where spool has one, else Kafka's default.
+pub fn broker_value(config: &Config, dynamic: &DynamicConfigs, name: &str) -> Option<String> {
+    if let Some((value, _)) = dynamic.for_topic_config(name) {
+        return Some(value.to_string());
+    }
+    static_broker_value(config, name)
+}
+
+/// `broker_value` without the dynamic layer.
+pub fn static_broker_value(config: &Config, name: &str) -> Option<String> {
     Some(match name {
         "retention.ms" => config.retention_ms.to_string(),
         "retention.bytes" => config.retention_bytes.to_string(),
@@ -101,17 +110,26 @@ pub fn broker_value(config: &Config, name: &str) -> Option<String> {
 }
 
 /// The effective value of `name` for a topic with `overrides`.
-pub fn effective(config: &Config, overrides: &TopicOverrides, name: &str) -> Option<String> {
+pub fn effective(
+    config: &Config,
+    dynamic: &DynamicConfigs,
+    overrides: &TopicOverrides,
+    name: &str,
+) -> Option<String> {
     overrides
         .get(name)
         .cloned()
-        .or_else(|| broker_value(config, name))
+        .or_else(|| broker_value(config, dynamic, name))
 }
 
 /// The log settings of a topic with `overrides`.
-pub fn log_config(config: &Config, overrides: &TopicOverrides) -> LogConfig {
+pub fn log_config(
+    config: &Config,
+    dynamic: &DynamicConfigs,
+    overrides: &TopicOverrides,
+) -> LogConfig {
     let num = |name: &str| -> i64 {
-        effective(config, overrides, name)
+        effective(config, dynamic, overrides, name)
             .and_then(|v| v.parse().ok())
             .expect("validated numeric topic config")
     };
@@ -123,7 +141,7 @@ pub fn log_config(config: &Config, overrides: &TopicOverrides) -> LogConfig {
         retention_ms: num("retention.ms"),
         retention_bytes: num("retention.bytes"),
         max_message_bytes: num("max.message.bytes").max(0) as usize,
-        log_append_time: effective(config, overrides, "message.timestamp.type").as_deref()
+        log_append_time: effective(config, dynamic, overrides, "message.timestamp.type").as_deref()
             == Some("LogAppendTime"),
     }
 }
@@ -138,10 +156,17 @@ mod tests {
         let mut o = TopicOverrides::new();
         o.insert("retention.ms".into(), "1000".into());
         o.insert("message.timestamp.type".into(), "LogAppendTime".into());
-        let lc = log_config(&config, &o);
+        let mut dynamic = DynamicConfigs::default();
+        dynamic
+            .cluster
+            .insert("log.segment.bytes".into(), "2048".into());
+        let lc = log_config(&config, &dynamic, &o);
         assert_eq!(lc.retention_ms, 1000);
         assert!(lc.log_append_time);
-        assert_eq!(lc.segment_bytes, 1 << 30);
+        assert_eq!(
+            lc.segment_bytes, 2048,
+            "a dynamic broker config beats the static one"
+        );
     }
 
     #[test]

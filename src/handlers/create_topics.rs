@@ -3,6 +3,7 @@
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::config::dynamic::Level;
 use crate::config::kafka_defaults::TOPIC_CONFIGS;
 use crate::config::topic::{self, TopicOverrides};
 use crate::partition::manager::{NewTopic, TopicError};
@@ -19,6 +20,8 @@ use std::sync::Arc;
 
 /// DescribeConfigs/CreateTopics config sources.
 pub const SOURCE_TOPIC: i8 = 1;
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
@@ -127,20 +130,27 @@ fn create_one(
 }
 
 fn described_configs(broker: &Broker, overrides: &TopicOverrides) -> Vec<CreatableTopicConfigs> {
+    let dynamic = broker.topics.dynamic();
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
             let (value, source) = match overrides.get(def.name) {
                 Some(v) => (Some(v.clone()), SOURCE_TOPIC),
-                None => {
-                    let v = topic::broker_value(&broker.config, def.name);
-                    let source = if v.as_deref() != def.default {
-                        SOURCE_STATIC_BROKER
-                    } else {
-                        SOURCE_DEFAULT
-                    };
-                    (v, source)
-                }
+                None => match dynamic.for_topic_config(def.name) {
+                    Some((v, Level::Node)) => (Some(v.to_string()), SOURCE_DYNAMIC_BROKER),
+                    Some((v, Level::Cluster)) => {
+                        (Some(v.to_string()), SOURCE_DYNAMIC_DEFAULT_BROKER)
+                    }
+                    None => {
+                        let v = topic::static_broker_value(&broker.config, def.name);
+                        let source = if v.as_deref() != def.default {
+                            SOURCE_STATIC_BROKER
+                        } else {
+                            SOURCE_DEFAULT
+                        };
+                        (v, source)
+                    }
+                },
             };
             CreatableTopicConfigs::default()
                 .with_name(str_bytes(def.name))

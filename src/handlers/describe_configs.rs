@@ -1,9 +1,13 @@
 //! DescribeConfigs for topics and for this broker, with Kafka's names, types, sources,
 //! synonyms and documentation.
 
-use super::create_topics::{SOURCE_DEFAULT, SOURCE_STATIC_BROKER, SOURCE_TOPIC};
+use super::create_topics::{
+    SOURCE_DEFAULT, SOURCE_DYNAMIC_BROKER, SOURCE_DYNAMIC_DEFAULT_BROKER, SOURCE_STATIC_BROKER,
+    SOURCE_TOPIC,
+};
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::config::dynamic::{DynamicConfigs, Level, DYNAMIC_BROKER_CONFIGS};
 use crate::config::kafka_defaults::{self, ConfigDef, BROKER_CONFIGS, TOPIC_CONFIGS};
 use crate::config::topic;
 use crate::protocol::routes::{Reply, RequestContext};
@@ -69,10 +73,11 @@ fn describe(broker: &Broker, r: DescribeConfigsResource, wants: &Wants) -> Descr
                     format!("Topic {} does not exist", &*r.resource_name),
                 );
             };
+            let dynamic = broker.topics.dynamic();
             let configs = selected(TOPIC_CONFIGS)
                 .into_iter()
                 .map(|def| {
-                    let broker_entry = broker_synonym(broker, def);
+                    let broker_entry = broker_synonym(broker, &dynamic, def);
                     let mut synonyms = Vec::new();
                     let (value, source) = match t.overrides.get(def.name) {
                         Some(v) => {
@@ -106,16 +111,28 @@ fn describe(broker: &Broker, r: DescribeConfigsResource, wants: &Wants) -> Descr
                     format!("Broker {name} is not this node ({})", broker.node_id()),
                 );
             }
+            let dynamic = broker.topics.dynamic();
+            // The cluster-default resource ("") shows the dynamic defaults set at that level.
+            let cluster_level = name.is_empty();
             let configs = selected(BROKER_CONFIGS)
                 .into_iter()
+                .filter(|def| !cluster_level || dynamic.cluster.contains_key(def.name))
                 .map(|def| {
-                    let (value, source) = broker_value(broker, def);
+                    let (value, source) = if cluster_level {
+                        (
+                            dynamic.cluster.get(def.name).cloned(),
+                            SOURCE_DYNAMIC_DEFAULT_BROKER,
+                        )
+                    } else {
+                        broker_value(broker, &dynamic, def)
+                    };
                     let synonyms = if wants.synonyms {
-                        vec![synonym(def.name, value.clone(), source)]
+                        broker_synonyms(broker, &dynamic, def)
                     } else {
                         Vec::new()
                     };
-                    entry(def, value, source, true, synonyms, wants)
+                    let read_only = !DYNAMIC_BROKER_CONFIGS.contains(&def.name);
+                    entry(def, value, source, read_only, synonyms, wants)
                 })
                 .collect();
             result.with_configs(configs)
@@ -128,13 +145,23 @@ fn describe(broker: &Broker, r: DescribeConfigsResource, wants: &Wants) -> Descr
 }
 
 /// The broker-level setting behind a topic config, as (name, value, source).
-fn broker_synonym(broker: &Broker, def: &ConfigDef) -> Option<(&'static str, Option<String>, i8)> {
+fn broker_synonym(
+    broker: &Broker,
+    dynamic: &DynamicConfigs,
+    def: &ConfigDef,
+) -> Option<(&'static str, Option<String>, i8)> {
     match def.broker_synonym.and_then(kafka_defaults::broker_config) {
         Some(b) => {
-            let (value, source) = broker_value(broker, b);
+            let (value, source) = broker_value(broker, dynamic, b);
+            if matches!(
+                source,
+                SOURCE_DYNAMIC_BROKER | SOURCE_DYNAMIC_DEFAULT_BROKER
+            ) {
+                return Some((b.name, value, source));
+            }
             // The topic-level value may be derived (log.retention.hours -> retention.ms), and
             // where it equals the topic default nothing was set: Kafka reports DEFAULT_CONFIG.
-            let value = topic::broker_value(&broker.config, def.name).or(value);
+            let value = topic::static_broker_value(&broker.config, def.name).or(value);
             let source = if value.as_deref() == def.default {
                 SOURCE_DEFAULT
             } else {
@@ -142,13 +169,50 @@ fn broker_synonym(broker: &Broker, def: &ConfigDef) -> Option<(&'static str, Opt
             };
             Some((b.name, value, source))
         }
-        None => topic::broker_value(&broker.config, def.name)
+        None => topic::static_broker_value(&broker.config, def.name)
             .map(|v| (def.name, Some(v), SOURCE_DEFAULT)),
     }
 }
 
-/// A broker config's value: spool's setting where it has one, else Kafka's default.
-fn broker_value(broker: &Broker, def: &ConfigDef) -> (Option<String>, i8) {
+/// A broker config's value: a dynamic one (this node's, else the cluster default), else
+/// spool's static setting where it has one, else Kafka's default.
+fn broker_value(
+    broker: &Broker,
+    dynamic: &DynamicConfigs,
+    def: &ConfigDef,
+) -> (Option<String>, i8) {
+    match dynamic.get(def.name) {
+        Some((v, Level::Node)) => return (Some(v.to_string()), SOURCE_DYNAMIC_BROKER),
+        Some((v, Level::Cluster)) => return (Some(v.to_string()), SOURCE_DYNAMIC_DEFAULT_BROKER),
+        None => {}
+    }
+    static_value(broker, def)
+}
+
+/// Every level a broker config is set at, most specific first (Kafka's synonyms).
+fn broker_synonyms(
+    broker: &Broker,
+    dynamic: &DynamicConfigs,
+    def: &ConfigDef,
+) -> Vec<DescribeConfigsSynonym> {
+    let mut out = Vec::new();
+    if let Some(v) = dynamic.node.get(def.name) {
+        out.push(synonym(def.name, Some(v.clone()), SOURCE_DYNAMIC_BROKER));
+    }
+    if let Some(v) = dynamic.cluster.get(def.name) {
+        out.push(synonym(
+            def.name,
+            Some(v.clone()),
+            SOURCE_DYNAMIC_DEFAULT_BROKER,
+        ));
+    }
+    let (value, source) = static_value(broker, def);
+    out.push(synonym(def.name, value, source));
+    out
+}
+
+/// A broker config's static value: spool's setting where it has one, else Kafka's default.
+fn static_value(broker: &Broker, def: &ConfigDef) -> (Option<String>, i8) {
     match broker.config.kafka_value(def.name) {
         Some(v) if Some(v.as_str()) != def.default => (Some(v), SOURCE_STATIC_BROKER),
         Some(v) => (Some(v), SOURCE_DEFAULT),

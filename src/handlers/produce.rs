@@ -4,7 +4,7 @@
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::config::{topic, FlushMode};
+use crate::config::FlushMode;
 use crate::partition::{Appended, Partition, PartitionError};
 use crate::protocol::errors;
 use crate::protocol::routes::{Reply, RequestContext};
@@ -73,7 +73,9 @@ fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) 
         ResponseError::UnknownTopicOrPartition
     };
     let min_isr = found.as_ref().and_then(|topic| {
-        topic::effective(&broker.config, &topic.overrides, "min.insync.replicas")
+        broker
+            .topics
+            .effective(topic, "min.insync.replicas")
             .and_then(|v| v.parse::<i32>().ok())
     });
     // Internal topics are written by their coordinators only, as in Kafka.

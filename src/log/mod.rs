@@ -510,6 +510,40 @@ impl Log {
         Ok(doomed.len())
     }
 
+    /// Moves the log start offset up to `offset` (DeleteRecords): reads below it are out of
+    /// range from now on, and segments wholly below it are deleted. The new start is persisted
+    /// before this returns.
+    pub fn advance_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset <= self.log_start_offset {
+            return Ok(());
+        }
+        if offset > self.log_end_offset {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                start: self.log_start_offset,
+                end: self.log_end_offset,
+            });
+        }
+        self.log_start_offset = offset;
+        let doomed: Vec<i64> = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty() && s.next_offset() <= offset)
+            .map(Segment::base_offset)
+            .collect();
+        if doomed.len() == self.segments.len() {
+            let base = self.log_end_offset;
+            self.new_segment(base)?;
+        }
+        self.checkpoint()?;
+        for base in doomed {
+            let seg = self.segments.remove(&base).expect("listed above");
+            let path = seg.log_path().to_path_buf();
+            seg.delete().map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
     /// Persists the recovery point and log start offset (atomically, by rename).
     pub fn checkpoint(&self) -> Result<(), LogError> {
         write_offset_file(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)
@@ -643,6 +677,27 @@ mod tests {
         let (log, report) = Log::open(dir.path(), config(), false).unwrap();
         assert_eq!(log.log_end_offset(), 50);
         assert_eq!(report.truncated_bytes, 37);
+    }
+
+    #[test]
+    fn advancing_log_start_deletes_segments_below_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), config(), true).unwrap();
+        append_n(&mut log, 40, 1000);
+        let before = log.segment_count();
+        log.advance_log_start(103).unwrap();
+        assert_eq!(log.log_start_offset(), 103);
+        assert!(log.segment_count() < before);
+        assert!(matches!(
+            log.read(102, 100, i64::MAX),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+        assert!(log.read(103, 100, i64::MAX).unwrap().is_some());
+        assert!(log.advance_log_start(500).is_err());
+        log.advance_log_start(200).unwrap();
+        drop(log);
+        let (log, _) = Log::open(dir.path(), config(), false).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (200, 200));
     }
 
     #[test]

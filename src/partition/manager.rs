@@ -5,6 +5,7 @@
 //! and deletion are serialised by `admin_lock`, which is never held across `.await`.
 
 use super::{Partition, PartitionError};
+use crate::config::dynamic::{self, DynamicConfigs, Level};
 use crate::config::topic::{self, TopicOverrides};
 use crate::config::Config;
 use crate::model::TopicPartition;
@@ -37,6 +38,14 @@ pub enum TopicError {
     Unknown(String),
     #[error("Topic deletion is disabled.")]
     DeletionDisabled,
+    #[error(
+        "Topic currently has {current} partitions, which is higher than the requested {requested}."
+    )]
+    FewerPartitions { current: i32, requested: i32 },
+    #[error("Topic already has {0} partitions.")]
+    SamePartitions(i32),
+    #[error("{0}")]
+    InvalidRequest(String),
     #[error("topic catalog at {path}: {source}")]
     Storage {
         path: PathBuf,
@@ -72,6 +81,9 @@ pub struct NewTopic {
 
 pub struct TopicManager {
     config: Arc<Config>,
+    /// Dynamic broker configs (the defaults of topics without overrides); changed under
+    /// `admin_lock`.
+    dynamic: RwLock<DynamicConfigs>,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
     admin_lock: Mutex<()>,
 }
@@ -90,7 +102,10 @@ impl TopicManager {
         let catalog = config.data_dir.join(TOPICS_DIR);
         std::fs::create_dir_all(&catalog).map_err(storage_err(&catalog))?;
         remove_deleted_dirs(&config.data_dir)?;
+        let dynamic =
+            DynamicConfigs::load(&config.data_dir).map_err(storage_err(&config.data_dir))?;
         let manager = Self {
+            dynamic: RwLock::new(dynamic),
             config,
             topics: RwLock::new(HashMap::new()),
             admin_lock: Mutex::new(()),
@@ -131,7 +146,7 @@ impl TopicManager {
         record: TopicRecord,
         clean_shutdown: bool,
     ) -> Result<Topic, TopicError> {
-        let log_config = topic::log_config(&self.config, &record.configs);
+        let log_config = topic::log_config(&self.config, &self.dynamic(), &record.configs);
         let mut partitions = Vec::new();
         for p in 0..record.partitions {
             let tp = TopicPartition::new(name, p);
@@ -152,6 +167,148 @@ impl TopicManager {
             partitions,
             overrides: record.configs,
         })
+    }
+
+    /// The dynamic broker configs in force.
+    pub fn dynamic(&self) -> DynamicConfigs {
+        self.dynamic
+            .read()
+            .expect("dynamic configs lock poisoned")
+            .clone()
+    }
+
+    /// The effective value of topic config `name` for `topic`.
+    pub fn effective(&self, topic: &Topic, name: &str) -> Option<String> {
+        topic::effective(&self.config, &self.dynamic(), &topic.overrides, name)
+    }
+
+    /// Replaces a topic's overrides (validated; nothing changes unless all are valid), persists
+    /// them, and applies the resulting log settings to its partitions at once.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        overrides: TopicOverrides,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin_lock.lock().expect("admin lock poisoned");
+        let current = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        for (k, v) in &overrides {
+            topic::validate(k, v).map_err(TopicError::InvalidConfig)?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.write_record(&current, current.partitions.len() as i32, &overrides)?;
+        let replaced = Arc::new(Topic {
+            name: current.name.clone(),
+            id: current.id,
+            partitions: current.partitions.clone(),
+            overrides,
+        });
+        self.apply_log_config(&replaced);
+        self.write_topics().insert(name.to_string(), replaced);
+        tracing::info!(topic = %name, "topic configs changed");
+        Ok(())
+    }
+
+    /// Replaces the dynamic broker configs of one level (validated first), persists them, and
+    /// re-applies every topic's log settings.
+    pub fn set_dynamic_configs(
+        &self,
+        level: Level,
+        configs: std::collections::BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin_lock.lock().expect("admin lock poisoned");
+        for (k, v) in &configs {
+            dynamic::validate(k, v).map_err(|e| match e {
+                dynamic::DynamicError::NotDynamic(m) => TopicError::InvalidRequest(m),
+                dynamic::DynamicError::Invalid(m) => TopicError::InvalidConfig(m),
+            })?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut next = self.dynamic();
+        *next.level_mut(level) = configs;
+        next.store(&self.config.data_dir)
+            .map_err(storage_err(&self.config.data_dir))?;
+        *self.dynamic.write().expect("dynamic configs lock poisoned") = next;
+        for t in self.list() {
+            self.apply_log_config(&t);
+        }
+        tracing::info!(?level, "dynamic broker configs changed");
+        Ok(())
+    }
+
+    fn apply_log_config(&self, t: &Topic) {
+        let log_config = topic::log_config(&self.config, &self.dynamic(), &t.overrides);
+        for p in &t.partitions {
+            p.set_config(log_config.clone());
+        }
+    }
+
+    fn write_record(
+        &self,
+        t: &Topic,
+        partitions: i32,
+        configs: &TopicOverrides,
+    ) -> Result<(), TopicError> {
+        let record = TopicRecord {
+            id: t.id,
+            partitions,
+            configs: configs.clone(),
+        };
+        let path = self.catalog_path(&t.name);
+        let text = toml::to_string(&record).expect("topic record serialises");
+        crate::log::write_atomically(&path, text.as_bytes()).map_err(storage_err(&path))
+    }
+
+    /// Grows a topic to `count` partitions (CreatePartitions): the catalog record first, then
+    /// the new partitions' directories.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let _admin = self.admin_lock.lock().expect("admin lock poisoned");
+        let current = self
+            .get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let have = current.partitions.len() as i32;
+        if count < have {
+            return Err(TopicError::FewerPartitions {
+                current: have,
+                requested: count,
+            });
+        }
+        if count == have {
+            return Err(TopicError::SamePartitions(have));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.write_record(&current, count, &current.overrides)?;
+        let log_config = topic::log_config(&self.config, &self.dynamic(), &current.overrides);
+        let mut partitions = current.partitions.clone();
+        for p in have..count {
+            let tp = TopicPartition::new(name, p);
+            let dir = self.config.data_dir.join(tp.dir_name());
+            let (partition, _) = Partition::open(tp, &dir, log_config.clone(), true)?;
+            partitions.push(Arc::new(partition));
+        }
+        let grown = Arc::new(Topic {
+            name: current.name.clone(),
+            id: current.id,
+            partitions,
+            overrides: current.overrides.clone(),
+        });
+        self.write_topics().insert(name.to_string(), grown);
+        tracing::info!(topic = %name, from = have, to = count, "partitions added");
+        Ok(())
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {

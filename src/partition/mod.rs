@@ -473,6 +473,25 @@ impl Partition {
         first_record_at_or_after(batch, ts).or(Some((base, ts)))
     }
 
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark); an offset
+    /// past the high watermark is out of range. Returns the new log start offset.
+    pub fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let hw = self.high_watermark();
+        let target = if offset == -1 { hw } else { offset };
+        let mut st = self.state();
+        if target < 0 || target > hw {
+            return Err(self.log_err(LogError::OffsetOutOfRange {
+                offset,
+                start: st.log.log_start_offset(),
+                end: hw,
+            }));
+        }
+        st.log
+            .advance_log_start(target)
+            .map_err(|e| self.log_err(e))?;
+        Ok(st.log.log_start_offset())
+    }
+
     /// Deletes segments past retention; returns how many.
     pub fn apply_retention(&self) -> Result<usize, PartitionError> {
         let hw = self.high_watermark();

@@ -52,6 +52,10 @@ pub fn topic(e: &TopicError) -> ResponseError {
         TopicError::InvalidReplicaAssignment => ResponseError::InvalidReplicaAssignment,
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicError::DeletionDisabled => ResponseError::TopicDeletionDisabled,
+        TopicError::FewerPartitions { .. } | TopicError::SamePartitions(_) => {
+            ResponseError::InvalidPartitions
+        }
+        TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
         TopicError::Storage { .. } => ResponseError::KafkaStorageError,
         TopicError::Partition(p) => partition(p),
     }
