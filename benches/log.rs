@@ -33,6 +33,8 @@ fn config() -> LogConfig {
         retention_bytes: -1,
         max_message_bytes: 1 << 20,
         log_append_time: false,
+        retention_enabled: true,
+        compaction: None,
     }
 }
 

@@ -181,6 +181,9 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let tracker = TaskTracker::new();
     tracker.spawn(listener::run(broker.clone(), listener, tracker.clone()));
     tracker.spawn(background(broker.clone()));
+    if config.log_cleaner_enable {
+        tracker.spawn(cleaner(broker.clone()));
+    }
     tracing::info!(%local_addr, node_id = config.node_id, cluster_id = %broker.cluster_id, "spool is serving");
     Ok(RunningBroker {
         broker,
@@ -302,6 +305,44 @@ async fn background(broker: Arc<Broker>) {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The log cleaner: one pass over the compacted partitions every `log_cleaner_backoff_ms`, one
+/// partition at a time on the blocking pool (as Kafka's single cleaner thread), until shutdown.
+async fn cleaner(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(
+        broker.config.log_cleaner_backoff_ms.max(1),
+    ));
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for p in broker.topics.all_partitions() {
+            if broker.shutdown.is_cancelled() {
+                return;
+            }
+            if !p.is_compacted() {
+                continue;
+            }
+            let partition = p.clone();
+            let started = std::time::Instant::now();
+            match tokio::task::spawn_blocking(move || partition.clean()).await {
+                Ok(Ok(Some(c))) => tracing::info!(
+                    partition = %p.tp(),
+                    records_before = c.records_before,
+                    records_after = c.records_after,
+                    bytes_before = c.bytes_before,
+                    bytes_after = c.bytes_after,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "compacted"
+                ),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "compaction failed"),
+                Err(e) => tracing::error!(error = %e, "compaction task failed"),
             }
         }
     }

@@ -14,6 +14,11 @@ const FILE: &str = "dynamic-configs.toml";
 /// Broker configs that can be changed without a restart (Kafka's per-broker dynamic log
 /// configs that spool applies), by Kafka name.
 pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleanup.policy",
     "log.index.interval.bytes",
     "log.index.size.max.bytes",
     "log.message.timestamp.type",

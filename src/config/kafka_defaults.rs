@@ -218,6 +218,8 @@ pub const BROKER_CONFIGS: &[ConfigDef] = &[
         "Maps each listener name to its security protocol, as NAME:PROTOCOL pairs."),
     def("listeners", Some("PLAINTEXT://:9092"), STRING, None,
         "Comma-separated URIs the broker listens on, each with its listener name."),
+    def("log.cleaner.backoff.ms", Some("15000"), LONG, None,
+        "How long the log cleaner sleeps when no partition needs cleaning."),
     def("log.cleaner.delete.retention.ms", Some("86400000"), LONG, None,
         "Default time tombstones are kept in compacted topics."),
     def("log.cleaner.enable", Some("true"), BOOLEAN, None,

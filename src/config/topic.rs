@@ -4,7 +4,7 @@
 use super::dynamic::DynamicConfigs;
 use super::kafka_defaults::{self, ConfigType};
 use super::Config;
-use crate::log::LogConfig;
+use crate::log::{CompactionConfig, LogConfig};
 use std::collections::BTreeMap;
 
 /// A topic's explicit overrides, by Kafka name.
@@ -48,11 +48,6 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             if policies.iter().any(|p| !matches!(*p, "delete" | "compact")) {
                 return Err(bad());
             }
-            if policies.contains(&"compact") {
-                return Err(format!(
-                    "{name}={value}: log compaction is not available in this spool release"
-                ));
-            }
             Ok(())
         }
         "message.timestamp.type" if !matches!(value, "CreateTime" | "LogAppendTime") => Err(bad()),
@@ -74,6 +69,12 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
             })
         }
         "retention.ms" | "retention.bytes" => at_least(-1),
+        "delete.retention.ms" | "min.compaction.lag.ms" => at_least(0),
+        "max.compaction.lag.ms" => at_least(1),
+        "min.cleanable.dirty.ratio" => match value.parse::<f64>() {
+            Ok(r) if (0.0..=1.0).contains(&r) => Ok(()),
+            _ => Err(bad()),
+        },
         _ => Ok(()),
     }
 }
@@ -128,6 +129,8 @@ pub fn log_config(
     dynamic: &DynamicConfigs,
     overrides: &TopicOverrides,
 ) -> LogConfig {
+    let policy = effective(config, dynamic, overrides, "cleanup.policy").unwrap_or_default();
+    let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
     let num = |name: &str| -> i64 {
         effective(config, dynamic, overrides, name)
             .and_then(|v| v.parse().ok())
@@ -143,6 +146,20 @@ pub fn log_config(
         max_message_bytes: num("max.message.bytes").max(0) as usize,
         log_append_time: effective(config, dynamic, overrides, "message.timestamp.type").as_deref()
             == Some("LogAppendTime"),
+        retention_enabled: policies.contains(&"delete"),
+        compaction: policies.contains(&"compact").then(|| CompactionConfig {
+            delete_retention_ms: num("delete.retention.ms"),
+            min_compaction_lag_ms: num("min.compaction.lag.ms"),
+            max_compaction_lag_ms: num("max.compaction.lag.ms"),
+            min_cleanable_dirty_ratio: effective(
+                config,
+                dynamic,
+                overrides,
+                "min.cleanable.dirty.ratio",
+            )
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.5),
+        }),
     }
 }
 

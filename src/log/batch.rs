@@ -135,9 +135,20 @@ pub fn batches(bytes: &[u8]) -> impl Iterator<Item = (usize, BatchHeader<'_>)> {
     })
 }
 
-/// Checks one complete batch: its length, magic, CRC-32C and record count. For uncompressed
-/// batches the records themselves are walked, so a count that disagrees with the bytes is caught.
+/// Checks one complete batch as a producer sent it: its length, magic, CRC-32C and record count
+/// (offsets are contiguous). For uncompressed batches the records themselves are walked, so a
+/// count that disagrees with the bytes is caught.
 pub fn validate(batch: &[u8]) -> Result<(), BatchError> {
+    check(batch, false)
+}
+
+/// Checks one batch read back from a segment: as `validate`, except that a compacted batch may
+/// hold fewer records than its offset span.
+pub fn validate_stored(batch: &[u8]) -> Result<(), BatchError> {
+    check(batch, true)
+}
+
+fn check(batch: &[u8], compacted: bool) -> Result<(), BatchError> {
     let header = BatchHeader::parse(batch).ok_or(BatchError::Truncated("shorter than a header"))?;
     if header.magic() != 2 {
         return Err(BatchError::UnsupportedMagic(header.magic()));
@@ -157,7 +168,13 @@ pub fn validate(batch: &[u8]) -> Result<(), BatchError> {
         });
     }
     let count = header.records_count();
-    if count <= 0 || header.last_offset_delta() != count - 1 {
+    let span = header.last_offset_delta() as i64 + 1;
+    let fits = if compacted {
+        count as i64 <= span
+    } else {
+        count as i64 == span
+    };
+    if count <= 0 || !fits {
         return Err(BatchError::Invalid(format!(
             "records count {count} does not match last offset delta {}",
             header.last_offset_delta()

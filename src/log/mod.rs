@@ -10,6 +10,7 @@
 //! sync and the caller syncs them off the async workers, then calls `mark_flushed`.
 
 pub mod batch;
+pub mod cleaner;
 pub mod index;
 pub mod segment;
 pub mod txn_index;
@@ -39,6 +40,19 @@ pub struct LogConfig {
     pub retention_bytes: i64,
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// `cleanup.policy` contains `delete`: retention by time and size applies.
+    pub retention_enabled: bool,
+    /// `cleanup.policy` contains `compact`: the cleaner keeps the latest record per key.
+    pub compaction: Option<CompactionConfig>,
+}
+
+/// The compaction settings of a log (Kafka's topic configs of the same names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionConfig {
+    pub delete_retention_ms: i64,
+    pub min_compaction_lag_ms: i64,
+    pub max_compaction_lag_ms: i64,
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 #[derive(Debug, Error)]
@@ -85,6 +99,11 @@ pub struct Log {
     log_start_offset: i64,
     log_end_offset: i64,
     recovery_point: i64,
+    /// Offsets below this have been compacted against everything up to it.
+    cleaner_checkpoint: i64,
+    /// When a tombstone kept by the last compaction may be removed (unknown after a restart:
+    /// the first pass checks).
+    tombstone_expiry: Option<i64>,
 }
 
 impl Log {
@@ -97,6 +116,7 @@ impl Log {
         clean_shutdown: bool,
     ) -> Result<(Self, RecoveryReport), LogError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let swap_note = cleaner::recover(dir).map_err(io_err(dir))?;
         let mut bases = list_segments(dir).map_err(io_err(dir))?;
         bases.sort_unstable();
         let recovery_point = read_offset_file(&dir.join(RECOVERY_POINT_FILE)).unwrap_or(0);
@@ -108,11 +128,14 @@ impl Log {
             log_start_offset: 0,
             log_end_offset: 0,
             recovery_point: 0,
+            cleaner_checkpoint: cleaner::read_checkpoint(dir),
+            tombstone_expiry: Some(i64::MIN),
         };
         let mut report = RecoveryReport {
             segments: bases.len(),
             ..Default::default()
         };
+        report.problems.extend(swap_note);
         let recover_from = bases
             .iter()
             .rev()
@@ -262,6 +285,9 @@ impl Log {
             let end = pos.checked_add(len).filter(|e| *e <= batches.len());
             let end = end.ok_or(BatchError::Truncated("batch length runs past the records"))?;
             batch::validate(&batches[pos..end])?;
+            if self.config.compaction.is_some() && !h.is_control() {
+                require_keys(&batches[pos..end])?;
+            }
             records += h.records_count() as i64;
             pos = end;
         }
@@ -469,6 +495,9 @@ impl Log {
     /// Deletes whole segments past `retention_ms` (by their largest timestamp) or beyond
     /// `retention_bytes`, never reading past `upper_bound`. Returns how many were deleted.
     pub fn apply_retention(&mut self, now_ms: i64, upper_bound: i64) -> Result<usize, LogError> {
+        if !self.config.retention_enabled {
+            return Ok(0);
+        }
         let (retention_ms, retention_bytes) =
             (self.config.retention_ms, self.config.retention_bytes);
         let mut excess = if retention_bytes >= 0 {
@@ -544,6 +573,125 @@ impl Log {
         Ok(())
     }
 
+    /// Step 1 of a compaction pass (see `cleaner`): what to clean now, if anything. `stable` is
+    /// the last stable offset: undecided transactions are never cleaned.
+    pub fn cleaning_plan(&self, now_ms: i64, stable: i64) -> Option<cleaner::CleanPlan> {
+        let c = self.config.compaction.clone()?;
+        let active_base = self.segments.keys().next_back().copied()?;
+        let too_new = now_ms.saturating_sub(c.min_compaction_lag_ms);
+        let lag_bound = self
+            .segments
+            .values()
+            .find(|s| s.max_timestamp() > too_new)
+            .map_or(i64::MAX, Segment::base_offset);
+        let first_uncleanable = active_base.min(stable).min(lag_bound);
+        let first_dirty = self.cleaner_checkpoint.max(self.log_start_offset);
+        let sealed: Vec<&Segment> = self
+            .segments
+            .values()
+            .filter(|s| !s.is_empty() && s.next_offset() <= first_uncleanable)
+            .collect();
+        let total: u64 = sealed.iter().map(|s| s.size()).sum();
+        let dirty: u64 = sealed
+            .iter()
+            .filter(|s| s.next_offset() > first_dirty)
+            .map(|s| s.size())
+            .sum();
+        let tombstones_due = self.tombstone_expiry.is_some_and(|t| now_ms >= t);
+        if dirty == 0 && !(tombstones_due && total > 0) {
+            return None;
+        }
+        let overdue = sealed
+            .iter()
+            .find(|s| s.next_offset() > first_dirty)
+            .and_then(|s| s.first_batch_timestamp())
+            .is_some_and(|t| now_ms.saturating_sub(t) > c.max_compaction_lag_ms);
+        if (dirty as f64) < c.min_cleanable_dirty_ratio * total as f64
+            && !overdue
+            && !tombstones_due
+        {
+            return None;
+        }
+        let limit = self.config.segment_bytes;
+        let mut groups: Vec<Vec<cleaner::SegmentData>> = Vec::new();
+        let mut group_bytes = 0u64;
+        for s in sealed {
+            let data = cleaner::SegmentData {
+                base_offset: s.base_offset(),
+                next_offset: s.next_offset(),
+                bytes: s.bytes(),
+                aborted: s.aborted_txns().to_vec(),
+            };
+            match groups.last_mut() {
+                Some(g) if group_bytes + s.size() <= limit => {
+                    group_bytes += s.size();
+                    g.push(data);
+                }
+                _ => {
+                    group_bytes = s.size();
+                    groups.push(vec![data]);
+                }
+            }
+        }
+        let end = groups.last()?.last()?.next_offset;
+        Some(cleaner::CleanPlan {
+            dir: self.dir.clone(),
+            aborted: self.aborted_txns(self.log_start_offset, end),
+            groups,
+            first_dirty,
+            now_ms,
+            delete_retention_ms: c.delete_retention_ms,
+        })
+    }
+
+    /// Step 3 of a compaction pass: swaps the cleaned files in. When the log changed meanwhile
+    /// (retention or DeleteRecords removed a segment of the plan) the pass is dropped instead.
+    /// Returns whether the swap happened.
+    pub fn install_cleaned(&mut self, cleaned: &cleaner::Cleaned) -> Result<bool, LogError> {
+        let intact = cleaned
+            .groups
+            .iter()
+            .flat_map(|(_, replaced, _)| replaced)
+            .all(|b| self.segments.contains_key(b));
+        if !intact {
+            for (base, _, _) in &cleaned.groups {
+                let _ = std::fs::remove_file(cleaner::cleaned_path(&self.dir, *base));
+                let _ = std::fs::remove_file(cleaner::cleaned_txn_path(&self.dir, *base));
+            }
+            return Ok(false);
+        }
+        if cleaned.groups.is_empty() {
+            // Nothing was dropped: the log stays, but it counts as cleaned up to `end`.
+            self.cleaner_checkpoint = cleaned.end;
+            self.tombstone_expiry = cleaned.next_tombstone_expiry;
+            cleaner::write_checkpoint(&self.dir, cleaned.end).map_err(io_err(&self.dir))?;
+            return Ok(false);
+        }
+        cleaner::write_intent(&self.dir, &cleaned.groups).map_err(io_err(&self.dir))?;
+        for (_, replaced, _) in &cleaned.groups {
+            for b in replaced {
+                // Readers holding slices of the old maps keep them alive.
+                self.segments.remove(b);
+            }
+        }
+        cleaner::finish_swap(&self.dir, &cleaned.groups).map_err(io_err(&self.dir))?;
+        for (base, _, has_data) in &cleaned.groups {
+            if !has_data {
+                continue;
+            }
+            let path = self.dir.join(segment::file_name(*base, "log"));
+            let mut seg =
+                Segment::open(&self.dir, *base, self.sizes(), true).map_err(io_err(&path))?;
+            seg.reindex();
+            seg.seal().map_err(io_err(&path))?;
+            self.segments.insert(*base, seg);
+        }
+        self.cleaner_checkpoint = cleaned.end;
+        self.tombstone_expiry = cleaned.next_tombstone_expiry;
+        cleaner::write_checkpoint(&self.dir, cleaned.end).map_err(io_err(&self.dir))?;
+        Ok(true)
+    }
+
     /// Persists the recovery point and log start offset (atomically, by rename).
     pub fn checkpoint(&self) -> Result<(), LogError> {
         write_offset_file(&self.dir.join(RECOVERY_POINT_FILE), self.recovery_point)
@@ -566,6 +714,19 @@ impl Log {
         drop(self);
         std::fs::remove_dir_all(&dir).map_err(io_err(&dir))
     }
+}
+
+/// A compacted log keeps records by key, so each record needs one (Kafka refuses the batch).
+fn require_keys(one: &[u8]) -> Result<(), BatchError> {
+    let mut bytes = Bytes::copy_from_slice(one);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
+        .map_err(|e| BatchError::Invalid(format!("record batch does not decode: {e}")))?;
+    if set.records.iter().any(|r| r.key.is_none()) {
+        return Err(BatchError::Invalid(
+            "Compacted topic cannot accept message without key".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {
@@ -620,6 +781,8 @@ mod tests {
             retention_bytes: -1,
             max_message_bytes: 1 << 20,
             log_append_time: false,
+            retention_enabled: true,
+            compaction: None,
         }
     }
 

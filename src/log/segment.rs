@@ -142,6 +142,10 @@ impl Segment {
     pub fn file(&self) -> Arc<File> {
         self.file.clone()
     }
+    /// The segment's valid bytes (whole batches), as an immutable slice of the map.
+    pub fn bytes(&self) -> Bytes {
+        self.data.slice(..self.size as usize)
+    }
     pub fn txn_file(&self) -> Arc<File> {
         self.txn_index.file()
     }
@@ -271,7 +275,7 @@ impl Segment {
                 scan.error = Some(format!("torn batch at byte {pos}"));
                 break;
             }
-            if let Err(e) = batch::validate(&all[pos..end]) {
+            if let Err(e) = batch::validate_stored(&all[pos..end]) {
                 scan.error = Some(format!("{e} at byte {pos}"));
                 break;
             }
@@ -293,6 +297,19 @@ impl Segment {
         }
         self.txn_index.truncate_from(self.next_offset)?;
         Ok(scan)
+    }
+
+    /// Rebuilds both indexes from the batch headers, without checking CRCs: for a segment this
+    /// node has just written and synced (a compaction result).
+    pub fn reindex(&mut self) {
+        self.index.clear();
+        self.time_index.clear();
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.first_batch_timestamp = None;
+        self.bytes_since_index = 0;
+        let all = self.data.slice(..self.size as usize);
+        self.index_batches(0, &all);
     }
 
     /// Whether the indexes on disk look consistent with the log (after a clean shutdown).

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-const ENTRY_LEN: usize = 34;
+pub const ENTRY_LEN: usize = 34;
 
 /// One aborted transaction: the producer's records from `first_offset` up to the abort marker at
 /// `last_offset` are not to be delivered to read_committed consumers.
@@ -22,6 +22,11 @@ pub struct AbortedTxn {
     pub last_offset: i64,
     /// The last stable offset once this transaction was completed.
     pub last_stable_offset: i64,
+}
+
+/// One entry in the file's layout.
+pub fn encode_entry(entry: &AbortedTxn) -> [u8; ENTRY_LEN] {
+    entry.encode()
 }
 
 impl AbortedTxn {

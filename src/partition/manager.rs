@@ -370,12 +370,15 @@ impl TopicManager {
     }
 
     /// An internal topic (committed offsets, transaction state), created with `partitions` when
-    /// missing. Until log compaction is served it keeps everything (retention.ms = -1).
+    /// missing; compacted, as in Kafka, so it keeps the latest record of each key.
     pub fn ensure_internal(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
         if let Some(t) = self.get(name) {
             return Ok(t);
         }
-        let overrides = [("retention.ms", "-1"), ("segment.bytes", "104857600")];
+        let overrides = [
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "104857600"),
+        ];
         let created = self.create(NewTopic {
             name: name.to_string(),
             num_partitions: partitions,

@@ -194,6 +194,10 @@ impl Partition {
     pub fn is_offline(&self) -> bool {
         self.offline.load(Ordering::Acquire)
     }
+    /// Whether the log is compacted (`cleanup.policy` has `compact`).
+    pub fn is_compacted(&self) -> bool {
+        self.state().log.config().compaction.is_some()
+    }
     pub fn set_config(&self, config: LogConfig) {
         self.state().log.set_config(config);
     }
@@ -492,6 +496,36 @@ impl Partition {
         Ok(st.log.log_start_offset())
     }
 
+    /// One compaction pass (blocking: run it off the async workers). The partition lock is held
+    /// only to plan and to swap the result in; appends and fetches go on meanwhile. Returns the
+    /// pass's figures when it changed the log.
+    pub fn clean(&self) -> Result<Option<crate::log::cleaner::Cleaned>, PartitionError> {
+        let plan = {
+            let st = self.state();
+            let hw = self.high_watermark();
+            let stable = st
+                .producers
+                .first_unstable_offset()
+                .map_or(hw, |first| first.min(hw));
+            st.log.cleaning_plan(now_ms(), stable)
+        };
+        let Some(plan) = plan else {
+            return Ok(None);
+        };
+        let cleaned = crate::log::cleaner::build(&plan).map_err(|source| {
+            self.log_err(LogError::Io {
+                path: plan.dir.clone(),
+                source,
+            })
+        })?;
+        let installed = self
+            .state()
+            .log
+            .install_cleaned(&cleaned)
+            .map_err(|e| self.log_err(e))?;
+        Ok(installed.then_some(cleaned))
+    }
+
     /// Deletes segments past retention; returns how many.
     pub fn apply_retention(&self) -> Result<usize, PartitionError> {
         let hw = self.high_watermark();
@@ -613,6 +647,8 @@ mod tests {
             retention_bytes: -1,
             max_message_bytes: 1 << 20,
             log_append_time: false,
+            retention_enabled: true,
+            compaction: None,
         }
     }
 
