@@ -1,5 +1,6 @@
-//! SIGKILL in the middle of an idempotent acks=all stream, five times over, in durable mode:
-//! every acknowledged record is present exactly once, in order, at its acknowledged offset.
+//! SIGKILL in the middle of an idempotent acks=all stream, twenty times over (set
+//! `CRASH_CYCLES` for a longer soak run by hand), in durable mode: every acknowledged record is
+//! present exactly once, in order, at its acknowledged offset.
 
 mod support;
 
@@ -12,10 +13,17 @@ use support::rdk::{self, Deliveries};
 use support::{free_port, wait_for, Spool};
 
 const PARTITIONS: i32 = 3;
-const CYCLES: usize = 5;
+/// SIGKILLs in one run unless `CRASH_CYCLES` says otherwise.
+const DEFAULT_CYCLES: usize = 20;
+/// Records acknowledged between two kills.
+const PER_CYCLE: usize = 10_000;
 
 #[test]
 fn acknowledged_records_survive_repeated_sigkill() {
+    let cycles: usize = std::env::var("CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_CYCLES);
     let dir = tempfile::tempdir().unwrap();
     let mut spool = Spool::start_on(
         dir.path(),
@@ -63,10 +71,10 @@ fn acknowledged_records_survive_repeated_sigkill() {
     };
 
     let acked = |d: &Deliveries| d.acked.lock().unwrap().len();
-    for cycle in 0..CYCLES {
+    for cycle in 0..cycles {
         let before = acked(&deliveries);
         let progressed = wait_for(Duration::from_secs(60), || {
-            (acked(&deliveries) >= before + 20_000).then_some(())
+            (acked(&deliveries) >= before + PER_CYCLE).then_some(())
         });
         assert!(
             progressed.is_some(),
@@ -79,7 +87,7 @@ fn acknowledged_records_survive_repeated_sigkill() {
     }
     let before = acked(&deliveries);
     assert!(wait_for(Duration::from_secs(60), || (acked(&deliveries)
-        >= before + 20_000)
+        >= before + PER_CYCLE)
         .then_some(()))
     .is_some());
     stop.store(true, Ordering::Relaxed);
@@ -139,11 +147,11 @@ fn acknowledged_records_survive_repeated_sigkill() {
     let log = std::fs::read_to_string(&spool.log_path).unwrap();
     assert_eq!(
         log.matches("clean_shutdown=false").count(),
-        CYCLES + 1,
+        cycles + 1,
         "every restart after SIGKILL recovered"
     );
     println!(
-        "{} records acknowledged across {CYCLES} SIGKILLs; {} recovery lines",
+        "{} records acknowledged across {cycles} SIGKILLs; {} recovery lines",
         acked.len(),
         log.matches("recovered log").count()
     );

@@ -152,7 +152,9 @@ fn read_partition(w: &Wanted, plan: &Plan, budget: usize, first_with_data: bool)
         data.clone()
             .with_error_code(code.code())
             .with_high_watermark(-1)
-            .with_records(None)
+            // Kafka answers an errored partition with empty records, never null: librdkafka
+            // cannot parse a null record set in a fetch response.
+            .with_records(Some(Default::default()))
     };
     let Some(p) = &w.found else {
         let code = plan.topics[w.topic]

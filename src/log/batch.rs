@@ -135,6 +135,15 @@ pub fn batches(bytes: &[u8]) -> impl Iterator<Item = (usize, BatchHeader<'_>)> {
     })
 }
 
+/// Whether a complete batch's stored CRC-32C matches its bytes.
+pub fn crc_matches(batch: &[u8]) -> bool {
+    batch.len() >= HEADER_LEN && crc32c::crc32c(&batch[CRC_START..]) == be_u32(batch, 17)
+}
+
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
 /// Checks one complete batch as a producer sent it: its length, magic, CRC-32C and record count
 /// (offsets are contiguous). For uncompressed batches the records themselves are walked, so a
 /// count that disagrees with the bytes is caught.

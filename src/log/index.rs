@@ -22,7 +22,12 @@ pub struct MappedIndex {
     entry_size: usize,
     entries: usize,
     capacity: usize,
+    /// Bytes from the start known to have disk blocks (see `push`).
+    allocated: usize,
 }
+
+/// Disk blocks are reserved ahead of index writes in chunks of this many bytes.
+const ALLOCATION_CHUNK: usize = 64 * 1024;
 
 impl MappedIndex {
     /// Opens (or creates) the index at `path` holding `entries` valid entries, preallocated to
@@ -48,6 +53,7 @@ impl MappedIndex {
             entry_size,
             entries,
             capacity,
+            allocated: 0,
         };
         index.remap()?;
         Ok(index)
@@ -56,6 +62,7 @@ impl MappedIndex {
     fn remap(&mut self) -> io::Result<()> {
         let bytes = self.capacity * self.entry_size;
         self.map = None;
+        self.allocated = self.allocated.min(bytes);
         self.file.set_len(bytes as u64)?;
         if bytes > 0 {
             // SAFETY: the file is owned by this index and sized to `bytes` just above; spool
@@ -71,11 +78,33 @@ impl MappedIndex {
         &map[i * self.entry_size..(i + 1) * self.entry_size]
     }
 
+    /// Appends an entry; false when the index is full or no disk block could be reserved for it
+    /// (a full disk: the entry is skipped, which a sparse index allows). The preallocated file is
+    /// sparse, and a store into a mapped page the file system cannot back would kill the process
+    /// (SIGBUS), so blocks are reserved with fallocate before the map is written.
     fn push(&mut self, entry: &[u8]) -> bool {
         if self.entries >= self.capacity {
             return false;
         }
         let at = self.entries * self.entry_size;
+        if at + self.entry_size > self.allocated {
+            let len = ALLOCATION_CHUNK.min(self.capacity * self.entry_size - at);
+            let reserved = rustix::fs::fallocate(
+                &self.file,
+                rustix::fs::FallocateFlags::KEEP_SIZE,
+                at as u64,
+                len.max(self.entry_size) as u64,
+            );
+            match reserved {
+                Ok(()) => self.allocated = at + len.max(self.entry_size),
+                // A file system without fallocate: nothing can be reserved ahead.
+                Err(rustix::io::Errno::OPNOTSUPP) => self.allocated = usize::MAX,
+                Err(e) => {
+                    tracing::warn!(index = %self.path.display(), error = %e, "cannot reserve disk space for an index entry; skipping it");
+                    return false;
+                }
+            }
+        }
         let map = self.map.as_mut().expect("an index with capacity is mapped");
         map[at..at + self.entry_size].copy_from_slice(entry);
         self.entries += 1;

@@ -65,6 +65,12 @@ pub enum LogError {
     TooLarge { size: usize, max: usize },
     #[error("offset {offset} is outside the log [{start}, {end}]")]
     OffsetOutOfRange { offset: i64, start: i64, end: i64 },
+    #[error("segment {path} is corrupt: the batch at offset {offset} fails its CRC-32C")]
+    Corrupt {
+        path: PathBuf,
+        segment: i64,
+        offset: i64,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> LogError + '_ {
@@ -385,6 +391,16 @@ impl Log {
             .chain(self.segments.range(offset + 1..).map(|(_, s)| s))
         {
             if let Some(bytes) = seg.read(offset.max(seg.base_offset()), max_bytes, upper_bound) {
+                // Nothing that fails its CRC is ever served (a flipped bit on disk).
+                for (at, h) in batch::batches(&bytes) {
+                    if !batch::crc_matches(&bytes[at..at + h.total_len()]) {
+                        return Err(LogError::Corrupt {
+                            path: seg.log_path().to_path_buf(),
+                            segment: seg.base_offset(),
+                            offset: h.base_offset(),
+                        });
+                    }
+                }
                 return Ok(Some(bytes));
             }
             if seg.next_offset() > offset {
@@ -485,6 +501,13 @@ impl Log {
             }
         }
         Ok(())
+    }
+
+    /// After corruption was found in the segment at `segment`: the recovery point moves back to
+    /// it (persisted), so the next start validates from there and cuts the bad tail.
+    pub fn mark_corrupt(&mut self, segment: i64) -> Result<(), LogError> {
+        self.recovery_point = self.recovery_point.min(segment);
+        self.checkpoint()
     }
 
     /// Records that everything below `offset` is on stable storage.

@@ -333,6 +333,11 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, PartitionError> {
+        if self.is_offline() {
+            return Err(PartitionError::Offline {
+                tp: self.tp.clone(),
+            });
+        }
         let st = self.state();
         let high_watermark = self.high_watermark();
         let last_stable_offset = st
@@ -343,10 +348,19 @@ impl Partition {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
         };
-        let records = st
-            .log
-            .read(offset, max_bytes, upper)
-            .map_err(|e| self.log_err(e))?;
+        let records = match st.log.read(offset, max_bytes, upper) {
+            Ok(records) => records,
+            Err(e @ LogError::Corrupt { segment, .. }) => {
+                drop(st);
+                self.offline.store(true, Ordering::Release);
+                tracing::error!(partition = %self.tp, error = %e, "corrupt data on disk; partition taken offline until a restart recovers it");
+                if let Err(cp) = self.state().log.mark_corrupt(segment) {
+                    tracing::error!(partition = %self.tp, error = %cp, "cannot move the recovery point back");
+                }
+                return Err(self.log_err(e));
+            }
+            Err(e) => return Err(self.log_err(e)),
+        };
         let aborted = (isolation == Isolation::ReadCommitted).then(|| {
             let end = records.as_ref().map_or(offset, |r| {
                 batch::batches(r)
@@ -434,19 +448,21 @@ impl Partition {
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
         let st = self.state();
         let hw = self.high_watermark();
-        let start = st.log.timestamp_search_start(timestamp)?;
+        // Records below the log start (DeleteRecords) are not there any more.
+        let log_start = st.log.log_start_offset();
+        let start = st.log.timestamp_search_start(timestamp)?.max(log_start);
         for batch in st.log.batch_bytes_from(start) {
             let h = BatchHeader::parse(&batch).expect("whole batch");
             if h.base_offset() >= hw {
                 break;
             }
-            if h.max_timestamp() < timestamp {
+            if h.max_timestamp() < timestamp || h.last_offset() < log_start {
                 continue;
             }
             if h.is_log_append_time() {
-                return Some((h.base_offset(), h.max_timestamp()));
+                return Some((h.base_offset().max(log_start), h.max_timestamp()));
             }
-            if let Some(found) = first_record_at_or_after(batch, timestamp) {
+            if let Some(found) = first_record_at_or_after(batch, timestamp, log_start) {
                 return Some(found);
             }
         }
@@ -474,7 +490,7 @@ impl Partition {
         {
             return Some((base, ts));
         }
-        first_record_at_or_after(batch, ts).or(Some((base, ts)))
+        first_record_at_or_after(batch, ts, i64::MIN).or(Some((base, ts)))
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark); an offset
@@ -623,12 +639,17 @@ fn load_producer_state(log: &mut Log) -> Result<ProducerStateManager, LogError> 
     Ok(producers)
 }
 
-/// Decodes a batch and finds its first record with a timestamp at or after `timestamp`.
-fn first_record_at_or_after(mut batch: Bytes, timestamp: i64) -> Option<(i64, i64)> {
+/// Decodes a batch and finds its first record at or after `min_offset` with a timestamp at or
+/// after `timestamp`.
+fn first_record_at_or_after(
+    mut batch: Bytes,
+    timestamp: i64,
+    min_offset: i64,
+) -> Option<(i64, i64)> {
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch).ok()?;
     set.records
         .iter()
-        .find(|r| r.timestamp >= timestamp)
+        .find(|r| r.timestamp >= timestamp && r.offset >= min_offset)
         .map(|r| (r.offset, r.timestamp))
 }
 

@@ -17,7 +17,7 @@ pub fn batch(e: &BatchError) -> ResponseError {
 
 pub fn log(e: &LogError) -> ResponseError {
     match e {
-        LogError::Io { .. } => ResponseError::KafkaStorageError,
+        LogError::Io { .. } | LogError::Corrupt { .. } => ResponseError::KafkaStorageError,
         LogError::Batch(b) => batch(b),
         LogError::TooLarge { .. } => ResponseError::MessageTooLarge,
         LogError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,

@@ -23,6 +23,8 @@ pub struct Spool {
     pub log_path: PathBuf,
     port: u16,
     extra: Vec<String>,
+    /// Extra environment for the process (e.g. LD_PRELOAD of a fault-injecting layer).
+    pub env: Vec<(String, String)>,
 }
 
 /// A loopback port that was free a moment ago (for restarts on the same port).
@@ -63,6 +65,25 @@ impl Spool {
             log_path: dir.join("spool.log"),
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+        };
+        s.launch();
+        s
+    }
+
+    /// Starts spool on an ephemeral port with extra environment variables.
+    pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut s = Spool {
+            child: None,
+            addr: String::new(),
+            data_dir: dir.join("data"),
+            log_path: dir.join("spool.log"),
+            port: 0,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         s.launch();
         s
@@ -86,6 +107,7 @@ impl Spool {
             .arg(&ready)
             .args(&self.extra)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
