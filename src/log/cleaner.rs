@@ -545,3 +545,154 @@ mod tests {
         expect_compacted(&log);
     }
 }
+
+#[cfg(test)]
+mod txn_tests {
+    use super::*;
+    use crate::log::batch::{marker_batch, Marker};
+    use crate::log::{CompactionConfig, Log, LogConfig};
+    use kafka_protocol::records::{Compression, Record, TimestampType};
+
+    fn config(min_lag: i64, max_lag: i64, ratio: f64) -> LogConfig {
+        LogConfig {
+            segment_bytes: 1024,
+            segment_ms: i64::MAX,
+            segment_index_bytes: 4096,
+            index_interval_bytes: 100,
+            retention_ms: -1,
+            retention_bytes: -1,
+            max_message_bytes: 1 << 20,
+            log_append_time: false,
+            retention_enabled: false,
+            compaction: Some(CompactionConfig {
+                delete_retention_ms: 1000,
+                min_compaction_lag_ms: min_lag,
+                max_compaction_lag_ms: max_lag,
+                min_cleanable_dirty_ratio: ratio,
+            }),
+        }
+    }
+
+    fn one(key: &str, value: &str, ts: i64, producer: Option<(i64, i16)>) -> Vec<u8> {
+        let (pid, epoch) = producer.unwrap_or((-1, -1));
+        let r = Record {
+            transactional: producer.is_some(),
+            control: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: 0,
+            sequence: if producer.is_some() { 0 } else { -1 },
+            timestamp: ts,
+            key: Some(Bytes::copy_from_slice(key.as_bytes())),
+            value: Some(Bytes::copy_from_slice(value.as_bytes())),
+            headers: Default::default(),
+            delete_horizon: false,
+        };
+        let mut buf = BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &[r],
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .unwrap();
+        buf.to_vec()
+    }
+
+    fn append(log: &mut Log, mut b: Vec<u8>, now: i64) -> i64 {
+        log.validate(&b).unwrap();
+        log.append(&mut b, 0, now).unwrap().base_offset
+    }
+
+    /// Pushes the active segment past `segment_bytes` so what came before is sealed.
+    fn seal(log: &mut Log, now: i64) {
+        let pad = "p".repeat(1100);
+        append(log, one("pad", &pad, now, None), now);
+        append(log, one("pad", "end", now, None), now);
+    }
+
+    #[test]
+    fn aborted_data_is_dropped_and_cannot_hide_a_committed_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::model::now_ms();
+        let (mut log, _) = Log::open(dir.path(), config(0, i64::MAX, 0.0), true).unwrap();
+        append(&mut log, one("k", "committed", now, None), now);
+        let first = append(&mut log, one("k", "aborted", now, Some((7, 0))), now);
+        let mut marker = marker_batch(7, 0, Marker::Abort, 0, now);
+        let marker_offset = log.append(&mut marker, 0, now).unwrap().base_offset;
+        log.add_aborted_txn(AbortedTxn {
+            producer_id: 7,
+            first_offset: first,
+            last_offset: marker_offset,
+            last_stable_offset: marker_offset + 1,
+        })
+        .unwrap();
+        seal(&mut log, now);
+        let plan = log.cleaning_plan(now, i64::MAX).unwrap();
+        let cleaned = build(&plan).unwrap();
+        assert!(log.install_cleaned(&cleaned).unwrap());
+        let mut seen = Vec::new();
+        for b in log.batch_bytes_from(0) {
+            let h = BatchHeader::parse(&b).unwrap();
+            if h.is_control() {
+                seen.push((h.base_offset(), "marker".to_string()));
+                continue;
+            }
+            let set = RecordBatchDecoder::decode(&mut b.clone()).unwrap();
+            for r in set.records {
+                seen.push((
+                    r.offset,
+                    String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                ));
+            }
+        }
+        assert_eq!(seen[0], (0, "committed".to_string()));
+        assert_eq!(seen[1], (marker_offset, "marker".to_string()));
+        assert!(!seen.iter().any(|(_, v)| v == "aborted"));
+        assert_eq!(
+            log.aborted_txns(0, marker_offset + 1).len(),
+            1,
+            "index entry kept"
+        );
+    }
+
+    #[test]
+    fn compaction_lags_and_the_dirty_ratio_decide_when_a_pass_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = crate::model::now_ms();
+        // Records newer than min.compaction.lag.ms are not cleanable yet.
+        let (mut log, _) = Log::open(dir.path(), config(60_000, i64::MAX, 0.0), true).unwrap();
+        append(&mut log, one("k", "a", now, None), now);
+        append(&mut log, one("k", "b", now, None), now);
+        seal(&mut log, now);
+        assert!(log.cleaning_plan(now, i64::MAX).is_none());
+        assert!(log.cleaning_plan(now + 61_000, i64::MAX).is_some());
+        // A dirty share below min.cleanable.dirty.ratio waits, unless max.compaction.lag.ms
+        // has passed for the oldest dirty record.
+        log.set_config(config(0, 3_600_000, 0.99));
+        log.tombstone_expiry = None;
+        assert!(
+            log.cleaning_plan(now, i64::MAX).is_some(),
+            "everything is dirty at first"
+        );
+        let plan = log.cleaning_plan(now, i64::MAX).unwrap();
+        let cleaned = build(&plan).unwrap();
+        log.install_cleaned(&cleaned).unwrap();
+        append(&mut log, one("k", "c", now, None), now);
+        seal(&mut log, now);
+        assert!(
+            log.cleaning_plan(now, i64::MAX).is_none(),
+            "a small dirty share waits"
+        );
+        assert!(
+            log.cleaning_plan(now + 3_700_000, i64::MAX).is_some(),
+            "max.compaction.lag.ms forces a pass"
+        );
+        // Undecided transactions (the last stable offset) bound what may be cleaned.
+        assert!(log.cleaning_plan(now + 3_700_000, 0).is_none());
+    }
+}
