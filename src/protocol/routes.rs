@@ -98,7 +98,7 @@ routes! {
     AddOffsetsToTxn 0..=4 => txn::add_offsets_to_txn,
     EndTxn 0..=4 => txn::end_txn,
     WriteTxnMarkers 1..=1 => txn::write_txn_markers,
-    TxnOffsetCommit 0..=5 => txn::txn_offset_commit,
+    TxnOffsetCommit 0..=4 => txn::txn_offset_commit,
     DescribeConfigs 1..=4 => describe_configs,
     AlterConfigs 0..=2 => alter_configs,
     DescribeLogDirs 1..=4 => describe_log_dirs,
