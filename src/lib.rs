@@ -17,6 +17,8 @@
 //! - [`partition`]: partitions as leader (append with producer checks, transaction markers,
 //!   read up to the high watermark or last stable offset, group-committed fsync, fetch
 //!   wake-ups) and the topic catalog (`TopicManager`).
+//! - [`cluster`]: the cluster metadata quorum on openraft: the replicated log of metadata
+//!   commands, the metadata image every node applies, the controller RPC. Not wired in yet.
 //! - [`log`]: segments (`.log`, `.index`, `.timeindex`, `.txnindex`), the v2 batch header,
 //!   recovery, retention. Knows nothing about the wire protocol.
 //! - [`model`]: small shared types.
@@ -34,6 +36,7 @@
 
 pub mod broker;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handlers;

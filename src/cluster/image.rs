@@ -1,0 +1,502 @@
+//! The metadata image: the cluster metadata as of one applied log index, and the rules that turn
+//! a [`MetadataCommand`] into a new image.
+//!
+//! Applying is deterministic: it reads nothing but the image and the command (no clock, no
+//! randomness, ordered maps only), so every node that applies the same log holds the same image.
+//! A command is validated in full before anything changes, so a rejected command leaves the image
+//! untouched.
+
+use super::command::{MetadataCommand, MetadataResponse, Rejection};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The whole cluster metadata. Small (nodes, topics, partitions), cloned copy-on-write.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub nodes: BTreeMap<u64, NodeRegistration>,
+    pub topics: BTreeMap<String, TopicImage>,
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRegistration {
+    pub host: String,
+    /// The Kafka listener's port.
+    pub port: u16,
+    pub rack: Option<String>,
+    /// The `at_ms` of the latest heartbeat (ms since the Unix epoch), if any since registering.
+    pub last_heartbeat_ms: Option<i64>,
+    /// A fenced broker leads nothing and is not offered to clients: it registered and has not
+    /// heartbeated since, or the controller fenced it.
+    pub fenced: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    /// A UUID in its hyphenated text form.
+    pub topic_id: String,
+    /// Per-topic overrides by Kafka's dotted config names (`retention.ms`).
+    pub configs: BTreeMap<String, String>,
+    /// Indexed by partition number.
+    pub partitions: Vec<PartitionImage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<u64>,
+    /// A subset of `replicas`; contains `leader` when there is one.
+    pub isr: Vec<u64>,
+    pub leader: Option<u64>,
+    /// Bumped by exactly one on every accepted `ChangePartition`.
+    pub leader_epoch: i32,
+    /// Bumped on every change to this partition's record.
+    pub partition_epoch: i32,
+}
+
+impl PartitionImage {
+    /// A new partition: the first replica leads at epoch 0, every replica is in sync.
+    fn new(replicas: Vec<u64>) -> Self {
+        PartitionImage {
+            leader: replicas.first().copied(),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+impl MetadataImage {
+    pub fn topic(&self, name: &str) -> Option<&TopicImage> {
+        self.topics.get(name)
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionImage> {
+        let index = usize::try_from(partition).ok()?;
+        self.topics.get(topic)?.partitions.get(index)
+    }
+
+    /// Applies one command; on rejection the image is unchanged.
+    pub fn apply(&mut self, command: &MetadataCommand) -> MetadataResponse {
+        match self.try_apply(command) {
+            Ok(()) => MetadataResponse::Ok,
+            Err(rejection) => MetadataResponse::Rejected(rejection),
+        }
+    }
+
+    fn try_apply(&mut self, command: &MetadataCommand) -> Result<(), Rejection> {
+        match command {
+            MetadataCommand::RegisterNode {
+                node_id,
+                host,
+                port,
+                rack,
+            } => {
+                let registration = NodeRegistration {
+                    host: host.clone(),
+                    port: *port,
+                    rack: rack.clone(),
+                    last_heartbeat_ms: None,
+                    fenced: true,
+                };
+                self.nodes.insert(*node_id, registration);
+                Ok(())
+            }
+            MetadataCommand::Heartbeat { node_id, at_ms } => {
+                let node = self.node_mut(*node_id)?;
+                node.last_heartbeat_ms =
+                    Some(node.last_heartbeat_ms.map_or(*at_ms, |t| t.max(*at_ms)));
+                node.fenced = false;
+                Ok(())
+            }
+            MetadataCommand::FenceNode { node_id } => {
+                self.node_mut(*node_id)?.fenced = true;
+                Ok(())
+            }
+            MetadataCommand::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => self.create_topic(name, topic_id, partitions, configs),
+            MetadataCommand::DeleteTopic { name } => match self.topics.remove(name) {
+                Some(_) => Ok(()),
+                None => Err(unknown_topic(name)),
+            },
+            MetadataCommand::AlterTopicConfigs { name, configs } => {
+                let topic = self
+                    .topics
+                    .get_mut(name)
+                    .ok_or_else(|| unknown_topic(name))?;
+                for (key, value) in configs {
+                    match value {
+                        Some(v) => topic.configs.insert(key.clone(), v.clone()),
+                        None => topic.configs.remove(key),
+                    };
+                }
+                Ok(())
+            }
+            MetadataCommand::ChangePartition {
+                topic,
+                partition,
+                leader,
+                isr,
+                leader_epoch,
+            } => self.change_partition(topic, *partition, *leader, isr, *leader_epoch),
+            MetadataCommand::AddPartitions { topic, assignments } => {
+                self.add_partitions(topic, assignments)
+            }
+        }
+    }
+
+    fn node_mut(&mut self, node_id: u64) -> Result<&mut NodeRegistration, Rejection> {
+        self.nodes
+            .get_mut(&node_id)
+            .ok_or(Rejection::UnknownNode { node_id })
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        topic_id: &str,
+        partitions: &[Vec<u64>],
+        configs: &BTreeMap<String, String>,
+    ) -> Result<(), Rejection> {
+        if name.is_empty() {
+            return Err(Rejection::InvalidTopicName {
+                name: name.to_string(),
+            });
+        }
+        if self.topics.contains_key(name) {
+            return Err(Rejection::TopicExists {
+                name: name.to_string(),
+            });
+        }
+        if uuid::Uuid::parse_str(topic_id).is_err() {
+            return Err(Rejection::InvalidTopicId {
+                name: name.to_string(),
+                topic_id: topic_id.to_string(),
+            });
+        }
+        if let Some((other, _)) = self.topics.iter().find(|(_, t)| t.topic_id == topic_id) {
+            return Err(Rejection::TopicIdExists {
+                topic_id: topic_id.to_string(),
+                name: other.clone(),
+            });
+        }
+        self.check_assignments(name, partitions)?;
+        let topic = TopicImage {
+            topic_id: topic_id.to_string(),
+            configs: configs.clone(),
+            partitions: partitions
+                .iter()
+                .cloned()
+                .map(PartitionImage::new)
+                .collect(),
+        };
+        self.topics.insert(name.to_string(), topic);
+        Ok(())
+    }
+
+    fn add_partitions(&mut self, topic: &str, assignments: &[Vec<u64>]) -> Result<(), Rejection> {
+        if !self.topics.contains_key(topic) {
+            return Err(unknown_topic(topic));
+        }
+        self.check_assignments(topic, assignments)?;
+        let existing = self.topics[topic].partitions.len();
+        if existing + assignments.len() > i32::MAX as usize {
+            return Err(invalid_assignment(topic, "more than i32::MAX partitions"));
+        }
+        let entry = self.topics.get_mut(topic).expect("checked above");
+        entry
+            .partitions
+            .extend(assignments.iter().cloned().map(PartitionImage::new));
+        Ok(())
+    }
+
+    /// Every partition needs at least one replica, no replica twice, and only registered nodes.
+    fn check_assignments(&self, topic: &str, assignments: &[Vec<u64>]) -> Result<(), Rejection> {
+        if assignments.is_empty() {
+            return Err(invalid_assignment(topic, "no partitions"));
+        }
+        if assignments.len() > i32::MAX as usize {
+            return Err(invalid_assignment(topic, "more than i32::MAX partitions"));
+        }
+        for (index, replicas) in assignments.iter().enumerate() {
+            if replicas.is_empty() {
+                return Err(invalid_assignment(
+                    topic,
+                    &format!("partition {index} has no replicas"),
+                ));
+            }
+            if has_duplicates(replicas) {
+                return Err(invalid_assignment(
+                    topic,
+                    &format!("partition {index} lists a replica twice: {replicas:?}"),
+                ));
+            }
+            if let Some(&node_id) = replicas.iter().find(|id| !self.nodes.contains_key(id)) {
+                return Err(Rejection::UnknownNode { node_id });
+            }
+        }
+        Ok(())
+    }
+
+    fn change_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: Option<u64>,
+        isr: &[u64],
+        leader_epoch: i32,
+    ) -> Result<(), Rejection> {
+        let current = self.partition(topic, partition).ok_or_else(|| {
+            match self.topics.contains_key(topic) {
+                true => Rejection::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                },
+                false => unknown_topic(topic),
+            }
+        })?;
+        if current.leader_epoch.checked_add(1) != Some(leader_epoch) {
+            return Err(Rejection::StaleEpoch {
+                topic: topic.to_string(),
+                partition,
+                current: current.leader_epoch,
+                given: leader_epoch,
+            });
+        }
+        let invalid_isr = |reason: &str| Rejection::InvalidIsr {
+            topic: topic.to_string(),
+            partition,
+            isr: isr.to_vec(),
+            reason: reason.to_string(),
+        };
+        if has_duplicates(isr) {
+            return Err(invalid_isr("a replica is listed twice"));
+        }
+        if isr.iter().any(|id| !current.replicas.contains(id)) {
+            return Err(invalid_isr("not a subset of the replicas"));
+        }
+        if let Some(leader) = leader.filter(|l| !isr.contains(l)) {
+            return Err(Rejection::LeaderNotInIsr {
+                topic: topic.to_string(),
+                partition,
+                leader,
+                isr: isr.to_vec(),
+            });
+        }
+        let index = usize::try_from(partition).expect("found by this index above");
+        let record = &mut self.topics.get_mut(topic).expect("found above").partitions[index];
+        record.leader = leader;
+        record.isr = isr.to_vec();
+        record.leader_epoch = leader_epoch;
+        record.partition_epoch = record.partition_epoch.saturating_add(1);
+        Ok(())
+    }
+}
+
+fn unknown_topic(name: &str) -> Rejection {
+    Rejection::UnknownTopic {
+        name: name.to_string(),
+    }
+}
+
+fn invalid_assignment(topic: &str, reason: &str) -> Rejection {
+    Rejection::InvalidReplicaAssignment {
+        topic: topic.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn has_duplicates(ids: &[u64]) -> bool {
+    ids.iter().collect::<BTreeSet<_>>().len() != ids.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(image: &mut MetadataImage, node_id: u64) {
+        let cmd = MetadataCommand::RegisterNode {
+            node_id,
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        };
+        assert_eq!(image.apply(&cmd), MetadataResponse::Ok);
+    }
+
+    fn create(name: &str, partitions: Vec<Vec<u64>>) -> MetadataCommand {
+        MetadataCommand::CreateTopic {
+            name: name.into(),
+            topic_id: uuid::Uuid::new_v4().to_string(),
+            partitions,
+            configs: BTreeMap::new(),
+        }
+    }
+
+    fn change(leader: Option<u64>, isr: Vec<u64>, leader_epoch: i32) -> MetadataCommand {
+        MetadataCommand::ChangePartition {
+            topic: "t".into(),
+            partition: 0,
+            leader,
+            isr,
+            leader_epoch,
+        }
+    }
+
+    fn rejection(image: &mut MetadataImage, cmd: &MetadataCommand) -> Rejection {
+        let before = image.clone();
+        let rejection = image
+            .apply(cmd)
+            .into_result()
+            .expect_err("the command must be rejected");
+        assert_eq!(*image, before, "a rejected command changes nothing");
+        rejection
+    }
+
+    #[test]
+    fn create_topic_elects_first_replica_at_epoch_zero_with_full_isr() {
+        let mut image = MetadataImage::default();
+        (1..=3).for_each(|id| register(&mut image, id));
+        let cmd = create("t", vec![vec![2, 1, 3], vec![3, 2, 1]]);
+        assert_eq!(image.apply(&cmd), MetadataResponse::Ok);
+        let p1 = image.partition("t", 1).unwrap();
+        assert_eq!((p1.leader, p1.leader_epoch), (Some(3), 0));
+        assert_eq!(p1.isr, vec![3, 2, 1]);
+        assert!(matches!(
+            rejection(&mut image, &cmd),
+            Rejection::TopicExists { .. }
+        ));
+    }
+
+    #[test]
+    fn create_topic_rejects_bad_assignments_and_ids() {
+        let mut image = MetadataImage::default();
+        register(&mut image, 1);
+        let unknown = create("t", vec![vec![1, 7]]);
+        assert_eq!(
+            rejection(&mut image, &unknown),
+            Rejection::UnknownNode { node_id: 7 }
+        );
+        let twice = create("t", vec![vec![1, 1]]);
+        assert!(matches!(
+            rejection(&mut image, &twice),
+            Rejection::InvalidReplicaAssignment { .. }
+        ));
+        let bad_id = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            topic_id: "not-a-uuid".into(),
+            partitions: vec![vec![1]],
+            configs: BTreeMap::new(),
+        };
+        assert!(matches!(
+            rejection(&mut image, &bad_id),
+            Rejection::InvalidTopicId { .. }
+        ));
+    }
+
+    #[test]
+    fn change_partition_requires_the_next_epoch_and_a_leader_in_the_isr() {
+        let mut image = MetadataImage::default();
+        (1..=3).for_each(|id| register(&mut image, id));
+        image.apply(&create("t", vec![vec![1, 2, 3]]));
+
+        let stale = rejection(&mut image, &change(Some(2), vec![2, 3], 0));
+        assert!(matches!(
+            stale,
+            Rejection::StaleEpoch {
+                current: 0,
+                given: 0,
+                ..
+            }
+        ));
+        let skipped = rejection(&mut image, &change(Some(2), vec![2, 3], 2));
+        assert!(matches!(
+            skipped,
+            Rejection::StaleEpoch {
+                current: 0,
+                given: 2,
+                ..
+            }
+        ));
+        let outside = rejection(&mut image, &change(Some(1), vec![2, 3], 1));
+        assert!(matches!(
+            outside,
+            Rejection::LeaderNotInIsr { leader: 1, .. }
+        ));
+        let foreign = rejection(&mut image, &change(Some(2), vec![2, 9], 1));
+        assert!(matches!(foreign, Rejection::InvalidIsr { .. }));
+
+        assert_eq!(
+            image.apply(&change(Some(2), vec![2, 3], 1)),
+            MetadataResponse::Ok
+        );
+        let p = image.partition("t", 0).unwrap();
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.partition_epoch),
+            (Some(2), 1, 1)
+        );
+        assert_eq!(image.apply(&change(None, vec![], 2)), MetadataResponse::Ok);
+        assert_eq!(image.partition("t", 0).unwrap().leader, None);
+    }
+
+    #[test]
+    fn heartbeat_unfences_and_keeps_the_latest_time() {
+        let mut image = MetadataImage::default();
+        let beat = |at_ms| MetadataCommand::Heartbeat { node_id: 1, at_ms };
+        assert_eq!(
+            rejection(&mut image, &beat(5)),
+            Rejection::UnknownNode { node_id: 1 }
+        );
+        register(&mut image, 1);
+        assert!(image.nodes[&1].fenced);
+        image.apply(&beat(20));
+        image.apply(&beat(10));
+        assert_eq!(image.nodes[&1].last_heartbeat_ms, Some(20));
+        assert!(!image.nodes[&1].fenced);
+        image.apply(&MetadataCommand::FenceNode { node_id: 1 });
+        assert!(image.nodes[&1].fenced);
+    }
+
+    #[test]
+    fn configs_alter_merge_and_partitions_append() {
+        let mut image = MetadataImage::default();
+        (1..=2).for_each(|id| register(&mut image, id));
+        let mut configs = BTreeMap::new();
+        configs.insert("retention.ms".to_string(), "1000".to_string());
+        configs.insert("cleanup.policy".to_string(), "delete".to_string());
+        let cmd = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            topic_id: uuid::Uuid::new_v4().to_string(),
+            partitions: vec![vec![1]],
+            configs,
+        };
+        image.apply(&cmd);
+        let mut alter = BTreeMap::new();
+        alter.insert("retention.ms".to_string(), None);
+        alter.insert("segment.bytes".to_string(), Some("1024".to_string()));
+        let cmd = MetadataCommand::AlterTopicConfigs {
+            name: "t".into(),
+            configs: alter,
+        };
+        assert_eq!(image.apply(&cmd), MetadataResponse::Ok);
+        let keys: Vec<_> = image.topics["t"].configs.keys().cloned().collect();
+        assert_eq!(keys, vec!["cleanup.policy", "segment.bytes"]);
+
+        let add = MetadataCommand::AddPartitions {
+            topic: "t".into(),
+            assignments: vec![vec![2, 1]],
+        };
+        assert_eq!(image.apply(&add), MetadataResponse::Ok);
+        assert_eq!(image.partition("t", 1).unwrap().leader, Some(2));
+        let delete = MetadataCommand::DeleteTopic { name: "t".into() };
+        assert_eq!(image.apply(&delete), MetadataResponse::Ok);
+        assert!(matches!(
+            rejection(&mut image, &delete),
+            Rejection::UnknownTopic { .. }
+        ));
+    }
+}
