@@ -11,6 +11,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::{io_err, LogError};
+
 pub const ENTRY_LEN: usize = 34;
 
 /// One aborted transaction: the producer's records from `first_offset` up to the abort marker at
@@ -113,6 +115,67 @@ impl TxnIndex {
         if keep < self.entries.len() {
             self.entries.truncate(keep);
             self.file.set_len((keep * ENTRY_LEN) as u64)?;
+        }
+        Ok(())
+    }
+}
+
+/// The log's transaction indexes, across its segments.
+impl super::Log {
+    /// Records an aborted transaction in the index of the segment holding its marker.
+    pub fn add_aborted_txn(&mut self, entry: AbortedTxn) -> Result<(), LogError> {
+        let Some((_, seg)) = self.segments.range_mut(..=entry.last_offset).next_back() else {
+            return Ok(());
+        };
+        let path = seg.log_path().to_path_buf();
+        seg.add_aborted_txn(entry).map_err(io_err(&path))
+    }
+
+    /// Forgets indexed aborted transactions whose marker is at or above `offset`, before the
+    /// batches from `offset` on are replayed into producer state.
+    pub fn truncate_aborted_from(&mut self, offset: i64) -> Result<(), LogError> {
+        let first = self
+            .segments
+            .range(..=offset)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        for (_, seg) in self.segments.range_mut(first..) {
+            let path = seg.log_path().to_path_buf();
+            seg.truncate_aborted_from(offset).map_err(io_err(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Transactions aborted in `[from, to)`: those whose marker is at or after `from` and whose
+    /// first record is before `to`, as a read_committed fetch of that range must report.
+    pub fn aborted_txns(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        let first = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .map_or(i64::MIN, |(b, _)| *b);
+        let mut out = Vec::new();
+        for (_, seg) in self.segments.range(first..) {
+            let mut past_upper_bound = false;
+            for e in seg.aborted_txns() {
+                if e.last_offset >= from && e.first_offset < to {
+                    out.push(*e);
+                }
+                past_upper_bound |= e.last_offset >= to;
+            }
+            if past_upper_bound {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Syncs every segment's transaction index (before a producer snapshot trusts them).
+    pub fn sync_txn_indexes(&self) -> Result<(), LogError> {
+        for seg in self.segments.values() {
+            if !seg.aborted_txns().is_empty() {
+                seg.txn_file().sync_data().map_err(io_err(seg.log_path()))?;
+            }
         }
         Ok(())
     }

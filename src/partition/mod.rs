@@ -6,13 +6,14 @@
 //! `flush_lock`, which makes concurrent waiters share one sync (group commit).
 
 pub mod manager;
+mod txn;
 
 use crate::log::batch::{self, BatchHeader, Marker};
 use crate::log::txn_index::AbortedTxn;
 use crate::log::{AppendInfo, Log, LogConfig, LogError, RecoveryReport};
 use crate::model::{now_ms, TopicPartition};
 use crate::txn::producer_state::{
-    CompletedTxn, ProducerBatch, ProducerError, ProducerStateManager, ProducerView, SequenceCheck,
+    ProducerBatch, ProducerError, ProducerStateManager, SequenceCheck,
 };
 use bytes::{Bytes, BytesMut};
 use std::path::{Path, PathBuf};
@@ -165,22 +166,6 @@ impl Partition {
         st.producers
             .first_unstable_offset()
             .map_or(hw, |first| first.min(hw))
-    }
-    /// For a transactional batch: its producer and whether it already has a transaction here.
-    pub fn txn_probe(&self, records: &[u8]) -> Option<TxnProbe> {
-        let h = BatchHeader::parse(records)?;
-        if !h.is_transactional() || h.is_control() || h.producer_id() < 0 {
-            return None;
-        }
-        Some(TxnProbe {
-            producer_id: h.producer_id(),
-            epoch: h.producer_epoch(),
-            in_transaction: self.state().producers.in_transaction(h.producer_id()),
-        })
-    }
-    /// The producers this partition knows, for DescribeProducers.
-    pub fn producers(&self) -> Vec<ProducerView> {
-        self.state().producers.views()
     }
     pub fn log_start_offset(&self) -> i64 {
         self.state().log.log_start_offset()
@@ -383,53 +368,6 @@ impl Partition {
         })
     }
 
-    /// Writes a transaction marker for `producer_id` as leader (WriteTxnMarkers): closes the
-    /// producer's transaction here and, for an abort, indexes the aborted range. Returns the
-    /// offset after the marker, which must be durable before the marker counts as written.
-    pub fn write_marker(
-        &self,
-        producer_id: i64,
-        epoch: i16,
-        marker: Marker,
-        coordinator_epoch: i32,
-    ) -> Result<i64, PartitionError> {
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
-        let mut st = self.state();
-        st.producers
-            .check_marker(producer_id, epoch)
-            .map_err(|source| PartitionError::Producer {
-                tp: self.tp.clone(),
-                source,
-            })?;
-        let now = now_ms();
-        let mut bytes = batch::marker_batch(producer_id, epoch, marker, coordinator_epoch, now);
-        let info = st
-            .log
-            .append(&mut bytes, self.leader_epoch(), now)
-            .map_err(|e| self.log_err(e))?;
-        let done = st.producers.complete_txn(
-            producer_id,
-            epoch,
-            marker,
-            info.base_offset,
-            coordinator_epoch,
-            now,
-        );
-        let hw_after = info.last_offset + 1;
-        if let Some(done) = done {
-            index_completed(&mut st, done, hw_after).map_err(|e| self.log_err(e))?;
-        }
-        st.unflushed_messages += 1;
-        drop(st);
-        self.high_watermark.store(hw_after, Ordering::Release);
-        self.wake_fetchers();
-        Ok(hw_after)
-    }
-
     /// Registers `waiter` to be woken by the next append.
     pub fn register_waiter(&self, waiter: &Arc<Notify>) {
         let mut waiters = self.waiters.lock().expect("waiters lock");
@@ -579,24 +517,6 @@ impl Partition {
     }
 }
 
-/// Indexes a transaction a marker closed, when it was aborted. `hw` is the high watermark just
-/// after the marker; the stable offset after it is recorded with the entry.
-fn index_completed(st: &mut PartitionState, done: CompletedTxn, hw: i64) -> Result<(), LogError> {
-    if done.marker != Marker::Abort {
-        return Ok(());
-    }
-    let last_stable_offset = st
-        .producers
-        .first_unstable_offset()
-        .map_or(hw, |first| first.min(hw));
-    st.log.add_aborted_txn(AbortedTxn {
-        producer_id: done.producer_id,
-        first_offset: done.first_offset,
-        last_offset: done.marker_offset,
-        last_stable_offset,
-    })
-}
-
 /// Rebuilds producer state from the snapshot (if it is usable) and the batches after it. The
 /// transaction indexes are rebuilt from the same point: entries for markers at or after it are
 /// dropped and re-added by the replay, so an entry lost in a crash comes back.
@@ -654,65 +574,4 @@ fn first_record_at_or_after(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::log::batch::tests::make_batch;
-
-    fn config() -> LogConfig {
-        LogConfig {
-            segment_bytes: 1 << 20,
-            segment_ms: i64::MAX,
-            segment_index_bytes: 4096,
-            index_interval_bytes: 100,
-            retention_ms: -1,
-            retention_bytes: -1,
-            max_message_bytes: 1 << 20,
-            log_append_time: false,
-            retention_enabled: true,
-            compaction: None,
-        }
-    }
-
-    /// A transactional batch: `make_batch` with the transactional attribute and a fresh CRC.
-    fn txn_batch(count: i32, pid: i64, epoch: i16, seq: i32) -> Bytes {
-        let mut b = make_batch(0, count, 1000, (pid, epoch, seq));
-        b[21..23].copy_from_slice(&(1i16 << 4).to_be_bytes());
-        let crc = crc32c::crc32c(&b[21..]);
-        b[17..21].copy_from_slice(&crc.to_be_bytes());
-        Bytes::from(b)
-    }
-
-    #[test]
-    fn aborted_transactions_are_indexed_and_survive_a_crash() {
-        let dir = tempfile::tempdir().unwrap();
-        let tp = TopicPartition::new("t", 0);
-        let (p, _) = Partition::open(tp.clone(), dir.path(), config(), true).unwrap();
-        p.append_as_leader(&Bytes::from(make_batch(0, 1, 1000, (-1, -1, -1))))
-            .unwrap();
-        p.append_as_leader(&txn_batch(2, 7, 0, 0)).unwrap();
-        p.append_as_leader(&Bytes::from(make_batch(0, 1, 1000, (-1, -1, -1))))
-            .unwrap();
-        assert_eq!(p.last_stable_offset(), 1);
-        let r = p
-            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
-            .unwrap();
-        assert_eq!(r.aborted, Some(vec![]));
-        let end = p.write_marker(7, 0, Marker::Abort, 0).unwrap();
-        assert_eq!((end, p.last_stable_offset()), (5, 5));
-        let r = p
-            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
-            .unwrap();
-        let aborted = r.aborted.unwrap();
-        assert_eq!(aborted.len(), 1);
-        assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (1, 4));
-        // A crash: no checkpoint, no clean shutdown; the index is rebuilt by replay.
-        drop(p);
-        let (p, _) = Partition::open(tp, dir.path(), config(), false).unwrap();
-        assert_eq!(p.last_stable_offset(), 5);
-        let r = p
-            .read_isolated(0, 1 << 20, Isolation::ReadCommitted)
-            .unwrap();
-        assert_eq!(r.aborted.unwrap().len(), 1);
-        assert_eq!(p.read(0, 1 << 20).unwrap().log_start_offset, 0);
-    }
-}
+mod tests;
