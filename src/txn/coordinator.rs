@@ -63,6 +63,8 @@ pub struct TxnCoordinator {
     groups: Arc<GroupCoordinator>,
     producer_ids: Arc<ProducerIdManager>,
     txns: Mutex<HashMap<String, TxnMetadata>>,
+    /// Transactional id by producer id, for the produce path's verification (no scan).
+    by_producer: Mutex<HashMap<i64, String>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -85,6 +87,7 @@ impl TxnCoordinator {
             groups,
             producer_ids,
             txns: Mutex::new(HashMap::new()),
+            by_producer: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         };
         coordinator.load()?;
@@ -95,6 +98,13 @@ impl TxnCoordinator {
         self.txns
             .lock()
             .expect("transaction coordinator lock poisoned")
+    }
+
+    fn index_producer(&self, m: &TxnMetadata) {
+        self.by_producer
+            .lock()
+            .expect("producer index poisoned")
+            .insert(m.producer_id, m.transactional_id.clone());
     }
 
     fn get(&self, id: &str) -> Option<TxnMetadata> {
@@ -155,6 +165,9 @@ impl TxnCoordinator {
                 }
             })?;
         }
+        for m in txns.values() {
+            self.index_producer(m);
+        }
         tracing::info!(transactions = txns.len(), "transaction coordinator loaded");
         Ok(())
     }
@@ -177,6 +190,7 @@ impl TxnCoordinator {
                 tracing::error!(error = %e, "syncing transaction state failed");
                 code::NOT_COORDINATOR
             })?;
+        self.index_producer(&m);
         self.txns().insert(m.transactional_id.clone(), m);
         Ok(())
     }
@@ -233,11 +247,17 @@ impl TxnCoordinator {
                 partitions: BTreeSet::new(),
                 start_ms: -1,
                 last_update_ms: now,
+                previous: None,
             };
             self.persist(m).await?;
             return Ok((producer_id, 0));
         };
         if let Some((pid, epoch)) = expected.filter(|(pid, _)| *pid >= 0) {
+            // A retry of the InitProducerId that made the current epoch (its answer was lost):
+            // answer it again rather than fence the producer that asked.
+            if m.previous == Some((pid, epoch)) && m.state == TxnState::Empty {
+                return Ok((m.producer_id, m.producer_epoch));
+            }
             if pid != m.producer_id {
                 return Err(code::INVALID_PRODUCER_ID_MAPPING);
             }
@@ -251,6 +271,7 @@ impl TxnCoordinator {
             _ => {}
         }
         let mut next = m.clone();
+        next.previous = Some((m.producer_id, m.producer_epoch));
         if next.producer_epoch >= i16::MAX - 1 {
             next.producer_id = self.new_producer_id()?;
             next.producer_epoch = 0;
@@ -354,9 +375,17 @@ impl TxnCoordinator {
     /// Whether `producer_id` at `epoch` has `tp` in its ongoing transaction (KIP-890's check
     /// before the first transactional write to a partition). `Err` carries the error code.
     pub fn verify(&self, producer_id: i64, epoch: i16, tp: &TopicPartition) -> Result<(), i16> {
+        let id = self
+            .by_producer
+            .lock()
+            .expect("producer index poisoned")
+            .get(&producer_id)
+            .cloned();
         let txns = self.txns();
-        let m = txns.values().find(|m| m.producer_id == producer_id);
+        let m = id.and_then(|id| txns.get(&id));
         match m {
+            // The id has moved on to a new producer id (epoch exhaustion): this one is fenced.
+            Some(m) if m.producer_id != producer_id => Err(code::INVALID_PRODUCER_EPOCH),
             Some(m) if m.producer_epoch > epoch => Err(code::INVALID_PRODUCER_EPOCH),
             Some(m)
                 if m.producer_epoch == epoch
@@ -564,7 +593,12 @@ impl TxnCoordinator {
             let batch = crate::group::store::batch(&[(store::key(&id), None)], now);
             match partition.append_as_leader(&batch) {
                 Ok(_) => {
-                    self.txns().remove(&id);
+                    if let Some(m) = self.txns().remove(&id) {
+                        self.by_producer
+                            .lock()
+                            .expect("producer index poisoned")
+                            .remove(&m.producer_id);
+                    }
                     self.locks
                         .lock()
                         .expect("transaction lock table poisoned")

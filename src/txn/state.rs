@@ -69,4 +69,7 @@ pub struct TxnMetadata {
     /// When the current transaction started (-1 when none is ongoing).
     pub start_ms: i64,
     pub last_update_ms: i64,
+    /// The producer id and epoch before the last InitProducerId bump, so a retried
+    /// InitProducerId whose answer was lost is recognised (KIP-360). Kept in memory only.
+    pub previous: Option<(i64, i16)>,
 }

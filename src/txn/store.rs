@@ -90,6 +90,7 @@ pub fn decode_value(transactional_id: &str, value: &[u8]) -> Option<TxnMetadata>
         partitions,
         start_ms,
         last_update_ms,
+        previous: None,
     })
 }
 
@@ -114,6 +115,7 @@ mod tests {
             .collect(),
             start_ms: 10,
             last_update_ms: 20,
+            previous: None,
         };
         assert_eq!(decode_key(&key("t")).as_deref(), Some("t"));
         let back = decode_value("t", &value(&m)).unwrap();
