@@ -99,8 +99,11 @@ fn a_waiting_fetch_is_woken_by_an_append() {
     let started = Instant::now();
     c.send(ApiKey::Fetch, 12, &fetch("t", 0, 0, 20_000, 1 << 20));
     let mut other = Raw::connect(&spool.addr);
-    let r: ProduceResponse =
-        other.request(ApiKey::Produce, 9, &produce("t", 0, 1, batch(&["wake"], 1)));
+    let r: ProduceResponse = other.request(
+        ApiKey::Produce,
+        9,
+        &produce("t", 0, 1, batch(&["wake"], support::kafka::now_ms())),
+    );
     assert_eq!(produced(&r).0, 0);
     let (_, f): (i32, FetchResponse) = c.recv(ApiKey::Fetch, 12);
     assert!(
@@ -150,7 +153,7 @@ fn pipelined_requests_are_answered_in_order() {
     c.send(
         ApiKey::Produce,
         9,
-        &produce("t", 0, 0, batch(&["silent"], 1)),
+        &produce("t", 0, 0, batch(&["silent"], support::kafka::now_ms())),
     );
     let id = c.send(ApiKey::ApiVersions, 0, &ApiVersionsRequest::default());
     assert_eq!(c.recv::<ApiVersionsResponse>(ApiKey::ApiVersions, 0).0, id);
@@ -335,10 +338,14 @@ fn oversized_batches_are_refused_per_topic() {
     let r: ProduceResponse = c.request(
         ApiKey::Produce,
         9,
-        &produce("small", 0, 1, batch(&[&big], 1)),
+        &produce("small", 0, 1, batch(&[&big], support::kafka::now_ms())),
     );
     assert_eq!(produced(&r).0, 10, "MESSAGE_TOO_LARGE");
-    let r: ProduceResponse = c.request(ApiKey::Produce, 9, &produce("t", 0, 1, batch(&[&big], 1)));
+    let r: ProduceResponse = c.request(
+        ApiKey::Produce,
+        9,
+        &produce("t", 0, 1, batch(&[&big], support::kafka::now_ms())),
+    );
     assert_eq!(produced(&r), (0, 0), "other topics keep the broker limit");
 }
 
@@ -353,11 +360,14 @@ fn min_insync_replicas_above_one_refuses_acks_all() {
     let r: ProduceResponse = c.request(
         ApiKey::Produce,
         9,
-        &produce("isr2", 0, -1, batch(&["x"], 1)),
+        &produce("isr2", 0, -1, batch(&["x"], support::kafka::now_ms())),
     );
     assert_eq!(produced(&r).0, 19, "NOT_ENOUGH_REPLICAS");
-    let r: ProduceResponse =
-        c.request(ApiKey::Produce, 9, &produce("isr2", 0, 1, batch(&["x"], 1)));
+    let r: ProduceResponse = c.request(
+        ApiKey::Produce,
+        9,
+        &produce("isr2", 0, 1, batch(&["x"], support::kafka::now_ms())),
+    );
     assert_eq!(produced(&r), (0, 0), "acks=1 does not need the ISR");
 }
 
