@@ -1,6 +1,7 @@
-//! OffsetForLeaderEpoch: the end offset of a leader epoch, so a consumer (or follower) can
-//! detect log truncation. This node has led every partition since epoch 0, so the current
-//! epoch ends at the log end offset, and a later epoch is unknown.
+//! OffsetForLeaderEpoch: the end offset of a leader epoch, from the partition's leader epoch
+//! cache, so a consumer (or follower) can detect log truncation: the largest epoch at or below
+//! the one asked for and where the next one starts (the log end for the current epoch); an
+//! epoch later than any known is undefined (-1, -1).
 
 use crate::broker::Broker;
 use crate::protocol::routes::{Reply, RequestContext};
@@ -42,12 +43,8 @@ pub async fn handle(
                         };
                         return r.with_error_code(e.code());
                     }
-                    if p.leader_epoch < 0 || p.leader_epoch > current {
-                        // An epoch this partition never had: undefined, as Kafka answers.
-                        return r;
-                    }
-                    r.with_leader_epoch(current)
-                        .with_end_offset(partition.log_end_offset())
+                    let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
+                    r.with_leader_epoch(epoch).with_end_offset(end)
                 })
                 .collect();
             OffsetForLeaderTopicResult::default()

@@ -11,7 +11,9 @@
 
 pub mod batch;
 pub mod cleaner;
+pub mod epoch_cache;
 pub mod index;
+pub mod replica;
 pub mod segment;
 pub mod txn_index;
 
@@ -109,6 +111,8 @@ pub struct Log {
     /// When a tombstone kept by the last compaction may be removed (unknown after a restart:
     /// the first pass checks).
     tombstone_expiry: Option<i64>,
+    /// The first offset of each leader epoch (see `epoch_cache`).
+    epochs: epoch_cache::EpochCache,
 }
 
 impl Log {
@@ -135,6 +139,7 @@ impl Log {
             recovery_point: 0,
             cleaner_checkpoint: cleaner::read_checkpoint(dir),
             tombstone_expiry: Some(i64::MIN),
+            epochs: epoch_cache::EpochCache::open(dir),
         };
         let mut report = RecoveryReport {
             segments: bases.len(),
@@ -212,6 +217,7 @@ impl Log {
         } else {
             recovery_point.min(log.log_end_offset)
         };
+        log.reconcile_epochs()?;
         Ok((log, report))
     }
 
@@ -334,6 +340,9 @@ impl Log {
         let path = active.log_path().to_path_buf();
         active.append(batches).map_err(io_err(&path))?;
         self.log_end_offset = next;
+        self.epochs
+            .assign(leader_epoch, base_offset)
+            .map_err(io_err(&self.dir))?;
         let log_append_time = if self.config.log_append_time {
             now_ms
         } else {
@@ -499,6 +508,9 @@ impl Log {
                 .expect("a log always has a segment");
             self.log_start_offset = self.log_start_offset.max(first);
             self.checkpoint()?;
+            self.epochs
+                .truncate_from_start(self.log_start_offset)
+                .map_err(io_err(&self.dir))?;
         }
         Ok(doomed.len())
     }
@@ -529,6 +541,9 @@ impl Log {
             self.new_segment(base)?;
         }
         self.checkpoint()?;
+        self.epochs
+            .truncate_from_start(offset)
+            .map_err(io_err(&self.dir))?;
         for base in doomed {
             let seg = self.segments.remove(&base).expect("listed above");
             let path = seg.log_path().to_path_buf();

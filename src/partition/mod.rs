@@ -122,6 +122,12 @@ impl Partition {
             tp: tp.clone(),
             source,
         })?;
+        // This node leads the partition from the log end on, at its current epoch (Kafka's
+        // `makeLeader`), so OffsetForLeaderEpoch has an answer even for an empty log.
+        log.assign_epoch(0).map_err(|source| PartitionError::Log {
+            tp: tp.clone(),
+            source,
+        })?;
         let hw = log.log_end_offset();
         let partition = Self {
             tp,
@@ -178,6 +184,10 @@ impl Partition {
     }
     pub fn is_offline(&self) -> bool {
         self.offline.load(Ordering::Acquire)
+    }
+    /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` this log has, and its end.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.state().log.end_offset_for_epoch(epoch)
     }
     /// Whether the log is compacted (`cleanup.policy` has `compact`).
     pub fn is_compacted(&self) -> bool {
