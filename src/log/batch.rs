@@ -285,8 +285,9 @@ pub fn marker_batch(
     b
 }
 
-/// The marker a control batch holds (`None` for other control records or damaged ones).
-pub fn marker_of(batch: &[u8]) -> Option<Marker> {
+/// The marker a control batch holds and the coordinator epoch written with it (`None` for
+/// other control records or damaged ones).
+pub fn marker_of(batch: &[u8]) -> Option<(Marker, i32)> {
     let h = BatchHeader::parse(batch)?;
     if !h.is_control() || h.compression() != 0 {
         return None;
@@ -301,14 +302,21 @@ pub fn marker_of(batch: &[u8]) -> Option<Marker> {
     rest = rest.get(1..)?; // attributes
     skip_varint(&mut rest)?; // timestamp delta
     skip_varint(&mut rest)?; // offset delta
-    if skip_varint(&mut rest)? < 4 {
+    let key_len = usize::try_from(skip_varint(&mut rest)?).ok()?;
+    let key = rest.get(..key_len)?;
+    if key_len < 4 {
         return None;
     }
-    match i16::from_be_bytes([*rest.get(2)?, *rest.get(3)?]) {
-        0 => Some(Marker::Abort),
-        1 => Some(Marker::Commit),
-        _ => None,
-    }
+    let marker = match i16::from_be_bytes([key[2], key[3]]) {
+        0 => Marker::Abort,
+        1 => Marker::Commit,
+        _ => return None,
+    };
+    rest = rest.get(key_len..)?;
+    let value_len = usize::try_from(skip_varint(&mut rest)?).ok()?;
+    let value = rest.get(..value_len).filter(|v| v.len() >= 6)?;
+    let coordinator_epoch = i32::from_be_bytes(value[2..6].try_into().ok()?);
+    Some((marker, coordinator_epoch))
 }
 
 /// Appends `v` as a zig-zag varint.
@@ -389,12 +397,12 @@ pub(crate) mod tests {
     #[test]
     fn marker_batches_validate_and_read_back() {
         for m in [Marker::Abort, Marker::Commit] {
-            let b = marker_batch(42, 3, m, 0, 1000);
+            let b = marker_batch(42, 3, m, 5, 1000);
             validate(&b).unwrap();
             let h = BatchHeader::parse(&b).unwrap();
             assert!(h.is_control() && h.is_transactional());
             assert_eq!((h.producer_id(), h.producer_epoch()), (42, 3));
-            assert_eq!(marker_of(&b), Some(m));
+            assert_eq!(marker_of(&b), Some((m, 5)));
         }
         assert_eq!(marker_of(&make_batch(0, 1, 0, (1, 0, 0))), None);
     }

@@ -47,6 +47,35 @@ pub struct LogConfig {
     pub compaction: Option<CompactionConfig>,
 }
 
+#[cfg(test)]
+impl LogConfig {
+    /// Settings for tests: segments of `segment_bytes`, small indexes, no retention limits, no
+    /// compaction.
+    pub(crate) fn for_tests(segment_bytes: u64) -> Self {
+        LogConfig {
+            segment_bytes,
+            segment_ms: i64::MAX,
+            segment_index_bytes: 4096,
+            index_interval_bytes: 100,
+            retention_ms: -1,
+            retention_bytes: -1,
+            max_message_bytes: 1 << 20,
+            log_append_time: false,
+            retention_enabled: true,
+            compaction: None,
+        }
+    }
+
+    /// `for_tests` as a compacted log (`cleanup.policy=compact`).
+    pub(crate) fn compacted_for_tests(segment_bytes: u64, compaction: CompactionConfig) -> Self {
+        LogConfig {
+            retention_enabled: false,
+            compaction: Some(compaction),
+            ..Self::for_tests(segment_bytes)
+        }
+    }
+}
+
 /// The compaction settings of a log (Kafka's topic configs of the same names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompactionConfig {
@@ -578,7 +607,7 @@ impl Log {
 
 /// A compacted log keeps records by key, so each record needs one (Kafka refuses the batch).
 fn require_keys(one: &[u8]) -> Result<(), BatchError> {
-    let mut bytes = Bytes::copy_from_slice(one);
+    let mut bytes = one;
     let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
         .map_err(|e| BatchError::Invalid(format!("record batch does not decode: {e}")))?;
     if set.records.iter().any(|r| r.key.is_none()) {

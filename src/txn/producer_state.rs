@@ -241,6 +241,12 @@ impl ProducerStateManager {
         self.ongoing.keys().next().copied()
     }
 
+    /// The last stable offset under high watermark `hw`: below it every transaction is decided.
+    pub fn last_stable_offset(&self, hw: i64) -> i64 {
+        self.first_unstable_offset()
+            .map_or(hw, |first| first.min(hw))
+    }
+
     /// Every producer known here, for DescribeProducers.
     pub fn views(&self) -> Vec<ProducerView> {
         let mut out: Vec<ProducerView> = self
@@ -298,8 +304,7 @@ impl ProducerStateManager {
             return None;
         }
         if h.is_control() && h.producer_id() >= 0 {
-            let marker = batch::marker_of(bytes)?;
-            let coordinator_epoch = marker_coordinator_epoch(bytes).unwrap_or(0);
+            let (marker, coordinator_epoch) = batch::marker_of(bytes)?;
             return self.complete_txn(
                 h.producer_id(),
                 h.producer_epoch(),
@@ -390,17 +395,6 @@ impl ProducerStateManager {
         }
         Some((state, offset))
     }
-}
-
-/// The coordinator epoch in a marker's value (`version:i16 coordinator_epoch:i32`).
-fn marker_coordinator_epoch(bytes: &[u8]) -> Option<i32> {
-    let mut set = kafka_protocol::records::RecordBatchDecoder::decode(
-        &mut bytes::Bytes::copy_from_slice(bytes),
-    )
-    .ok()?;
-    let value = set.records.pop()?.value?;
-    let raw: [u8; 4] = value.get(2..6)?.try_into().ok()?;
-    Some(i32::from_be_bytes(raw))
 }
 
 #[cfg(test)]
