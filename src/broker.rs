@@ -77,13 +77,7 @@ impl Broker {
             replication_factor: self.config.default_replication_factor,
             overrides: Default::default(),
         };
-        match self.topics.create(new) {
-            Err(TopicError::AlreadyExists(_)) => self
-                .topics
-                .get(name)
-                .ok_or_else(|| TopicError::Unknown(name.into())),
-            other => other,
-        }
+        self.topics.create_or_get(new)
     }
 
     /// Applies `flush_messages` after an append: a partition with that many unsynced messages

@@ -128,18 +128,7 @@ mod tests {
     use crate::log::{Log, LogConfig};
 
     fn config() -> LogConfig {
-        LogConfig {
-            segment_bytes: 1024,
-            segment_ms: i64::MAX,
-            segment_index_bytes: 4096,
-            index_interval_bytes: 100,
-            retention_ms: -1,
-            retention_bytes: -1,
-            max_message_bytes: 1 << 20,
-            log_append_time: false,
-            retention_enabled: true,
-            compaction: None,
-        }
+        LogConfig::for_tests(1024)
     }
 
     /// A batch of 5 records as a leader at `epoch` wrote it at `offset`.

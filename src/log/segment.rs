@@ -247,15 +247,20 @@ impl Segment {
         self.time_index.lookup(timestamp)
     }
 
-    /// Validates every batch from the start, rebuilding both indexes, and cuts a torn or corrupt
-    /// tail. Returns what was found; after it the segment holds only valid batches.
-    pub fn recover(&mut self) -> io::Result<Scan> {
+    /// Empties the indexes and the summary of the batches, before they are rebuilt by a scan.
+    fn forget_contents(&mut self) {
         self.index.clear();
         self.time_index.clear();
         self.next_offset = self.base_offset;
         self.max_timestamp = -1;
         self.first_batch_timestamp = None;
         self.bytes_since_index = 0;
+    }
+
+    /// Validates every batch from the start, rebuilding both indexes, and cuts a torn or corrupt
+    /// tail. Returns what was found; after it the segment holds only valid batches.
+    pub fn recover(&mut self) -> io::Result<Scan> {
+        self.forget_contents();
         let mut scan = Scan {
             valid_bytes: 0,
             batches: 0,
@@ -302,12 +307,7 @@ impl Segment {
     /// Rebuilds both indexes from the batch headers, without checking CRCs: for a segment this
     /// node has just written and synced (a compaction result).
     pub fn reindex(&mut self) {
-        self.index.clear();
-        self.time_index.clear();
-        self.next_offset = self.base_offset;
-        self.max_timestamp = -1;
-        self.first_batch_timestamp = None;
-        self.bytes_since_index = 0;
+        self.forget_contents();
         let all = self.data.slice(..self.size as usize);
         self.index_batches(0, &all);
     }

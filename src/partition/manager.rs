@@ -191,9 +191,7 @@ impl TopicManager {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");
-        let current = self
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = self.existing(name)?;
         for (k, v) in &overrides {
             topic::validate(k, v).map_err(TopicError::InvalidConfig)?;
         }
@@ -275,9 +273,7 @@ impl TopicManager {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");
-        let current = self
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let current = self.existing(name)?;
         let have = current.partitions.len() as i32;
         if count < have {
             return Err(TopicError::FewerPartitions {
@@ -309,6 +305,21 @@ impl TopicManager {
         self.write_topics().insert(name.to_string(), grown);
         tracing::info!(topic = %name, from = have, to = count, "partitions added");
         Ok(())
+    }
+
+    /// Creates a topic, or returns it when it already exists (a concurrent creation won).
+    pub fn create_or_get(&self, new: NewTopic) -> Result<Arc<Topic>, TopicError> {
+        let name = new.name.clone();
+        match self.create(new) {
+            Err(TopicError::AlreadyExists(_)) => self.existing(&name),
+            other => other,
+        }
+    }
+
+    /// The topic called `name`, or `TopicError::Unknown`.
+    fn existing(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+        self.get(name)
+            .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
@@ -379,7 +390,7 @@ impl TopicManager {
             ("cleanup.policy", "compact"),
             ("segment.bytes", "104857600"),
         ];
-        let created = self.create(NewTopic {
+        self.create_or_get(NewTopic {
             name: name.to_string(),
             num_partitions: partitions,
             replication_factor: 1,
@@ -387,13 +398,7 @@ impl TopicManager {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        });
-        match created {
-            Err(TopicError::AlreadyExists(_)) => self
-                .get(name)
-                .ok_or_else(|| TopicError::Unknown(name.to_string())),
-            other => other,
-        }
+        })
     }
 
     /// Creates a topic: catalog record first (synced), then its partition directories.
@@ -421,9 +426,7 @@ impl TopicManager {
             return Err(TopicError::DeletionDisabled);
         }
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");
-        let topic = self
-            .get(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = self.existing(name)?;
         let path = self.catalog_path(name);
         std::fs::remove_file(&path).map_err(storage_err(&path))?;
         self.write_topics().remove(name);

@@ -168,10 +168,7 @@ impl Partition {
     /// The offset below which every transaction is decided (and below the high watermark).
     pub fn last_stable_offset(&self) -> i64 {
         let st = self.state();
-        let hw = self.high_watermark();
-        st.producers
-            .first_unstable_offset()
-            .map_or(hw, |first| first.min(hw))
+        st.producers.last_stable_offset(self.high_watermark())
     }
     pub fn log_start_offset(&self) -> i64 {
         self.state().log.log_start_offset()
@@ -335,10 +332,7 @@ impl Partition {
         }
         let st = self.state();
         let high_watermark = self.high_watermark();
-        let last_stable_offset = st
-            .producers
-            .first_unstable_offset()
-            .map_or(high_watermark, |first| first.min(high_watermark));
+        let last_stable_offset = st.producers.last_stable_offset(high_watermark);
         let upper = match isolation {
             Isolation::ReadUncommitted => high_watermark,
             Isolation::ReadCommitted => last_stable_offset,
@@ -466,11 +460,7 @@ impl Partition {
     pub fn clean(&self) -> Result<Option<crate::log::cleaner::Cleaned>, PartitionError> {
         let plan = {
             let st = self.state();
-            let hw = self.high_watermark();
-            let stable = st
-                .producers
-                .first_unstable_offset()
-                .map_or(hw, |first| first.min(hw));
+            let stable = st.producers.last_stable_offset(self.high_watermark());
             st.log.cleaning_plan(now_ms(), stable)
         };
         let Some(plan) = plan else {
@@ -550,9 +540,7 @@ fn load_producer_state(log: &mut Log) -> Result<ProducerStateManager, LogError> 
             continue;
         }
         if let Some(done) = producers.replay(&bytes) {
-            let lso_after = producers
-                .first_unstable_offset()
-                .map_or(h.last_offset() + 1, |f| f.min(h.last_offset() + 1));
+            let lso_after = producers.last_stable_offset(h.last_offset() + 1);
             completed.push((done, lso_after));
         }
     }

@@ -5,18 +5,7 @@ use super::*;
 use crate::log::batch::tests::make_batch;
 
 fn config() -> LogConfig {
-    LogConfig {
-        segment_bytes: 1 << 20,
-        segment_ms: i64::MAX,
-        segment_index_bytes: 4096,
-        index_interval_bytes: 100,
-        retention_ms: -1,
-        retention_bytes: -1,
-        max_message_bytes: 1 << 20,
-        log_append_time: false,
-        retention_enabled: true,
-        compaction: None,
-    }
+    LogConfig::for_tests(1 << 20)
 }
 
 /// A transactional batch: `make_batch` with the transactional attribute and a fresh CRC.

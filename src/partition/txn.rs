@@ -86,10 +86,7 @@ pub(super) fn index_completed(
     if done.marker != Marker::Abort {
         return Ok(());
     }
-    let last_stable_offset = st
-        .producers
-        .first_unstable_offset()
-        .map_or(hw, |first| first.min(hw));
+    let last_stable_offset = st.producers.last_stable_offset(hw);
     st.log.add_aborted_txn(AbortedTxn {
         producer_id: done.producer_id,
         first_offset: done.first_offset,

@@ -16,10 +16,18 @@ use std::sync::Arc;
 
 type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
-fn fields(o: &Option<CommittedOffset>) -> (i64, i32, String) {
+/// (offset, leader epoch, metadata, error) of one partition. While a transaction has offsets
+/// pending for it and the request requires stable offsets, it answers as if nothing were
+/// committed, with UNSTABLE_OFFSET_COMMIT.
+fn fields(o: &Option<CommittedOffset>, unstable: bool) -> (i64, i32, String, i16) {
     match o {
-        Some(o) => (o.offset, o.leader_epoch, o.metadata.clone()),
-        None => (-1, -1, String::new()),
+        Some(o) if !unstable => (o.offset, o.leader_epoch, o.metadata.clone(), 0),
+        _ => (
+            -1,
+            -1,
+            String::new(),
+            if unstable { UNSTABLE_OFFSET_COMMIT } else { 0 },
+        ),
     }
 }
 
@@ -60,18 +68,14 @@ pub async fn handle(
                 let partitions = partitions
                     .iter()
                     .map(|(p, o)| {
-                        if unstable.contains(&(topic.clone(), *p)) {
-                            return OffsetFetchResponsePartition::default()
-                                .with_partition_index(*p)
-                                .with_committed_offset(-1)
-                                .with_error_code(UNSTABLE_OFFSET_COMMIT);
-                        }
-                        let (offset, epoch, metadata) = fields(o);
+                        let pending = unstable.contains(&(topic.clone(), *p));
+                        let (offset, epoch, metadata, error) = fields(o, pending);
                         OffsetFetchResponsePartition::default()
                             .with_partition_index(*p)
                             .with_committed_offset(offset)
                             .with_committed_leader_epoch(epoch)
                             .with_metadata(Some(str_bytes(metadata)))
+                            .with_error_code(error)
                     })
                     .collect();
                 OffsetFetchResponseTopic::default()
@@ -114,18 +118,14 @@ fn group_response(
             let partitions = partitions
                 .iter()
                 .map(|(p, o)| {
-                    if unstable.contains(&(topic.clone(), *p)) {
-                        return OffsetFetchResponsePartitions::default()
-                            .with_partition_index(*p)
-                            .with_committed_offset(-1)
-                            .with_error_code(UNSTABLE_OFFSET_COMMIT);
-                    }
-                    let (offset, epoch, metadata) = fields(o);
+                    let pending = unstable.contains(&(topic.clone(), *p));
+                    let (offset, epoch, metadata, error) = fields(o, pending);
                     OffsetFetchResponsePartitions::default()
                         .with_partition_index(*p)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(epoch)
                         .with_metadata(Some(str_bytes(metadata)))
+                        .with_error_code(error)
                 })
                 .collect();
             OffsetFetchResponseTopics::default()

@@ -7,23 +7,15 @@ mod compaction {
     use kafka_protocol::records::{Compression, Record, TimestampType};
 
     fn config() -> LogConfig {
-        LogConfig {
-            segment_bytes: 2048,
-            segment_ms: i64::MAX,
-            segment_index_bytes: 4096,
-            index_interval_bytes: 100,
-            retention_ms: -1,
-            retention_bytes: -1,
-            max_message_bytes: 1 << 20,
-            log_append_time: false,
-            retention_enabled: false,
-            compaction: Some(CompactionConfig {
+        LogConfig::compacted_for_tests(
+            2048,
+            CompactionConfig {
                 delete_retention_ms: 1000,
                 min_compaction_lag_ms: 0,
                 max_compaction_lag_ms: i64::MAX,
                 min_cleanable_dirty_ratio: 0.0,
-            }),
-        }
+            },
+        )
     }
 
     /// One batch of (key, value) records at `ts`, with `compression`.
@@ -196,23 +188,15 @@ mod transactions {
     use kafka_protocol::records::{Compression, Record, TimestampType};
 
     fn config(min_lag: i64, max_lag: i64, ratio: f64) -> LogConfig {
-        LogConfig {
-            segment_bytes: 1024,
-            segment_ms: i64::MAX,
-            segment_index_bytes: 4096,
-            index_interval_bytes: 100,
-            retention_ms: -1,
-            retention_bytes: -1,
-            max_message_bytes: 1 << 20,
-            log_append_time: false,
-            retention_enabled: false,
-            compaction: Some(CompactionConfig {
+        LogConfig::compacted_for_tests(
+            1024,
+            CompactionConfig {
                 delete_retention_ms: 1000,
                 min_compaction_lag_ms: min_lag,
                 max_compaction_lag_ms: max_lag,
                 min_cleanable_dirty_ratio: ratio,
-            }),
-        }
+            },
+        )
     }
 
     fn one(key: &str, value: &str, ts: i64, producer: Option<(i64, i16)>) -> Vec<u8> {
