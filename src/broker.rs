@@ -2,15 +2,26 @@
 //! tasks, and shuts everything down in order.
 //!
 //! Start: lock the data dir, note whether the last run shut down cleanly, open the topic
-//! catalog (recovering logs after a crash), bind, serve. Shutdown: stop accepting, let requests
-//! in hand finish (bounded by `shutdown_timeout_ms`), sync and checkpoint every partition, and
-//! write the clean-shutdown marker last.
+//! catalog (recovering logs after a crash), start this node's part of the metadata quorum
+//! (forming it on first start), start applying metadata (replication), register and heartbeat,
+//! bind, serve. A node that is its own quorum waits until it leads its partitions before it
+//! serves, so a single broker is ready when `start` returns; a cluster node serves at once and
+//! answers retriable errors until the quorum has it.
+//!
+//! Shutdown: move leadership away (controlled shutdown), stop accepting, let requests in hand
+//! finish (bounded by `shutdown_timeout_ms`), stop the quorum, sync and checkpoint every
+//! partition, and write the clean-shutdown marker last.
 
-use crate::config::Config;
+use crate::cluster::membership::{self, Registration};
+use crate::cluster::{ClusterError, Controller, ControllerConfig, MetadataCommand};
+use crate::config::{Config, FlushMode};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;
-use crate::partition::manager::{NewTopic, Topic, TopicError, TopicManager};
+use crate::partition::manager::{NewTopic, TopicError, TopicManager};
 use crate::partition::Partition;
+use crate::replication::admin::TopicAdmin;
+use crate::replication::fetcher::{FetchSettings, Fetchers};
+use crate::replication::Replication;
 use crate::server::listener;
 use crate::txn::coordinator::{TxnConfig, TxnCoordinator};
 use crate::txn::producer_id::ProducerIdManager;
@@ -46,17 +57,25 @@ pub enum BrokerError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("node {node_id} did not join its own quorum within {waited_ms} ms")]
+    NotJoined { node_id: i32, waited_ms: u64 },
 }
 
 pub struct Broker {
     pub config: Arc<Config>,
     pub topics: Arc<TopicManager>,
+    pub replication: Arc<Replication>,
+    pub admin: TopicAdmin,
     pub groups: Arc<GroupCoordinator>,
-    pub txns: TxnCoordinator,
+    pub txns: Arc<TxnCoordinator>,
     pub producer_ids: Arc<ProducerIdManager>,
     pub cluster_id: String,
     pub shutdown: CancellationToken,
     advertised: (String, i32),
+    /// Stops this node's heartbeats (controlled shutdown), separately from `shutdown`.
+    heartbeats: CancellationToken,
 }
 
 impl Broker {
@@ -70,14 +89,24 @@ impl Broker {
     }
 
     /// Creates a topic with the broker's defaults (Metadata auto-creation).
-    pub fn auto_create(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+    pub async fn auto_create(&self, name: &str) -> Result<(), TopicError> {
         let new = NewTopic {
             name: name.to_string(),
             num_partitions: self.config.num_partitions,
             replication_factor: self.config.default_replication_factor,
             overrides: Default::default(),
         };
-        self.topics.create_or_get(new)
+        self.admin.create_or_get(new).await
+    }
+
+    /// The metadata as this node last applied it.
+    pub fn image(&self) -> Arc<crate::cluster::MetadataImage> {
+        self.replication.image()
+    }
+
+    /// Whether this node is its own quorum (a single-node cluster).
+    pub fn is_single_node(&self) -> bool {
+        self.config.controller_quorum_voters.trim().is_empty()
     }
 
     /// Applies `flush_messages` after an append: a partition with that many unsynced messages
@@ -99,6 +128,7 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     pub local_addr: SocketAddr,
     tracker: TaskTracker,
+    controller: Arc<Controller>,
     _lock: File,
 }
 
@@ -140,15 +170,42 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "logs loaded"
     );
-    let offsets_topic =
-        topics.ensure_internal(OFFSETS_TOPIC, config.offsets_topic_num_partitions)?;
-    let groups = Arc::new(
-        GroupCoordinator::open(config.group_config(), offsets_topic.partitions.clone())
-            .map_err(|e| BrokerError::Topics(TopicError::Partition(e)))?,
+    let controller = Arc::new(start_controller(&config).await?);
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let node_id = config.node_id as u64;
+    let incarnation = uuid::Uuid::new_v4().as_u64_pair().0;
+    let fetchers = Fetchers::new(
+        FetchSettings {
+            local: node_id,
+            source: crate::net::source_of(local_addr),
+            max_wait_ms: config.replica_fetch_wait_max_ms,
+            partition_max_bytes: config.replica_fetch_max_bytes,
+            response_max_bytes: config.replica_fetch_response_max_bytes,
+            backoff: Duration::from_millis(config.replica_fetch_backoff_ms),
+            durable: config.flush_mode == FlushMode::Durable,
+        },
+        tracker.clone(),
+        shutdown.clone(),
     );
+    let replication = Arc::new(Replication::new(
+        node_id,
+        crate::net::source_of(local_addr),
+        incarnation,
+        controller.clone(),
+        topics.clone(),
+        fetchers,
+        Duration::from_millis(config.replica_lag_time_max_ms),
+    ));
+    let admin = TopicAdmin::new(config.clone(), replication.clone());
+    let groups = Arc::new(GroupCoordinator::new(
+        config.group_config(),
+        config.offsets_topic_num_partitions,
+    ));
+    replication.add_listener(groups.clone());
     let producer_ids =
         Arc::new(ProducerIdManager::open(data_dir.join("producer-id-block")).map_err(dir_err)?);
-    let txns = TxnCoordinator::open(
+    let txns = Arc::new(TxnCoordinator::new(
         TxnConfig {
             max_timeout_ms: config.transaction_max_timeout_ms,
             id_expiration_ms: config.transactional_id_expiration_ms,
@@ -157,22 +214,44 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         topics.clone(),
         groups.clone(),
         producer_ids.clone(),
-    )
-    .map_err(|e| BrokerError::Topics(TopicError::Partition(e)))?;
-    // Transactions decided before a crash are completed before any client is served.
-    txns.recover().await;
+        replication.clone(),
+    ));
+    replication.add_listener(txns.clone());
+    tracker.spawn(replication.clone().run(shutdown.clone()));
     let advertised = advertised(&config, local_addr);
+    let heartbeats = shutdown.child_token();
+    tracker.spawn(membership::heartbeat(
+        controller.clone(),
+        Registration {
+            node_id,
+            incarnation,
+            host: advertised.0.clone(),
+            port: advertised.1 as u16,
+        },
+        Duration::from_millis(config.broker_heartbeat_interval_ms),
+        heartbeats.clone(),
+    ));
+    tracker.spawn(membership::fence_monitor(
+        controller.clone(),
+        Duration::from_millis(config.broker_session_timeout_ms),
+        shutdown.clone(),
+    ));
     let broker = Arc::new(Broker {
         config: config.clone(),
         topics,
+        replication,
+        admin,
         groups,
         txns,
         producer_ids,
         cluster_id,
-        shutdown: CancellationToken::new(),
+        shutdown,
         advertised,
+        heartbeats,
     });
-    let tracker = TaskTracker::new();
+    if broker.is_single_node() {
+        join_alone(&broker).await?;
+    }
     tracker.spawn(listener::run(broker.clone(), listener, tracker.clone()));
     tracker.spawn(background(broker.clone()));
     if config.log_cleaner_enable {
@@ -183,8 +262,96 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         broker,
         local_addr,
         tracker,
+        controller,
         _lock: lock,
     })
+}
+
+/// Starts this node's controller in `<data_dir>/quorum` and, on the very first start, forms
+/// the quorum: with the configured voters, or with this node alone.
+async fn start_controller(config: &Config) -> Result<Controller, BrokerError> {
+    let voters = config.voters()?;
+    let node_id = config.node_id as u64;
+    let mut cc = ControllerConfig::new(
+        node_id,
+        config.data_dir.join("quorum"),
+        config.controller_listener.clone(),
+    );
+    cc.advertised_addr = voters.get(&node_id).cloned();
+    let controller = Controller::start(cc).await?;
+    if !controller.is_initialized().await? {
+        let members = if voters.is_empty() {
+            [(node_id, controller.local_addr().to_string())].into()
+        } else {
+            voters
+        };
+        tracing::info!(?members, "forming the metadata quorum");
+        controller.initialize(members).await?;
+    }
+    Ok(controller)
+}
+
+/// A node that is its own quorum: waits until its registration is applied and it leads its
+/// partitions, brings topics from a data dir older than the quorum into the metadata, and
+/// creates the offsets topic, so that the broker is fully ready when it starts serving.
+async fn join_alone(broker: &Arc<Broker>) -> Result<(), BrokerError> {
+    let node_id = broker.config.node_id;
+    let wait = Duration::from_secs(30);
+    let mut images = broker.replication.reconciled();
+    let me = node_id as u64;
+    let joined = tokio::time::timeout(
+        wait,
+        images.wait_for(|image| {
+            broker.replication.is_registered(image)
+                && image.nodes.get(&me).is_some_and(|n| !n.fenced)
+        }),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    if !joined {
+        return Err(BrokerError::NotJoined {
+            node_id,
+            waited_ms: wait.as_millis() as u64,
+        });
+    }
+    drop(images);
+    import_local_topics(broker).await?;
+    broker
+        .admin
+        .ensure_internal(
+            OFFSETS_TOPIC,
+            broker.config.offsets_topic_num_partitions,
+            broker.config.offsets_topic_replication_factor,
+            None,
+        )
+        .await?;
+    // Transactions decided before a crash are completed before any client is served.
+    broker.txns.recover().await;
+    Ok(())
+}
+
+/// Topics in the local catalog that the metadata does not know (a data dir from before the
+/// quorum) are entered into it with their ids, sizes and configs, all on this node.
+async fn import_local_topics(broker: &Arc<Broker>) -> Result<(), BrokerError> {
+    let image = broker.image();
+    let me = broker.config.node_id as u64;
+    for t in broker.topics.list() {
+        if image.topic(&t.name).is_some() {
+            continue;
+        }
+        let command = MetadataCommand::CreateTopic {
+            name: t.name.clone(),
+            topic_id: t.id.hyphenated().to_string(),
+            partitions: vec![vec![me]; t.partition_count() as usize],
+            configs: t.overrides.clone(),
+        };
+        tracing::info!(topic = %t.name, "entering a local topic into the metadata");
+        let answer = broker.replication.controller().propose(command).await?;
+        if let Err(r) = answer.into_result() {
+            tracing::warn!(topic = %t.name, rejection = %r, "local topic not entered");
+        }
+    }
+    Ok(())
 }
 
 fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
@@ -347,14 +514,20 @@ impl RunningBroker {
     /// sync and checkpoint every partition, then write the clean-shutdown marker.
     pub async fn shutdown(self) -> Result<(), BrokerError> {
         let broker = self.broker;
+        let deadline = Duration::from_millis(broker.config.shutdown_timeout_ms);
+        if broker.config.controlled_shutdown_enable && !broker.is_single_node() {
+            controlled_shutdown(&broker, deadline).await;
+        }
         broker.shutdown.cancel();
         self.tracker.close();
-        let deadline = Duration::from_millis(broker.config.shutdown_timeout_ms);
         if tokio::time::timeout(deadline, self.tracker.wait())
             .await
             .is_err()
         {
             tracing::warn!("requests still in hand after {deadline:?}; closing the logs anyway");
+        }
+        if let Err(e) = self.controller.shutdown().await {
+            tracing::error!(error = %e, "stopping the controller failed");
         }
         let mut clean = true;
         for p in broker.topics.all_partitions() {
@@ -374,6 +547,38 @@ impl RunningBroker {
         tracing::info!(clean, "spool stopped");
         Ok(())
     }
+}
+
+/// Kafka's controlled shutdown: this node stops heartbeating and asks the quorum to fence it,
+/// which moves the leadership of its partitions to other in-sync replicas and takes it out of
+/// every ISR; it then waits (bounded) until it has applied that, so clients are already sent
+/// elsewhere when it stops.
+async fn controlled_shutdown(broker: &Arc<Broker>, deadline: Duration) {
+    broker.heartbeats.cancel();
+    let node_id = broker.config.node_id as u64;
+    let started = std::time::Instant::now();
+    let fenced = broker
+        .replication
+        .controller()
+        .propose(MetadataCommand::FenceNode { node_id });
+    match tokio::time::timeout(deadline, fenced).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "controlled shutdown: the quorum did not fence this node");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!("controlled shutdown: no answer from the quorum");
+            return;
+        }
+    }
+    let mut images = broker.replication.reconciled();
+    let applied = images.wait_for(|image| image.nodes.get(&node_id).is_none_or(|n| n.fenced));
+    let _ = tokio::time::timeout(deadline, applied).await;
+    tracing::info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "controlled shutdown: leadership moved away"
+    );
 }
 
 #[cfg(test)]

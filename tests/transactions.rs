@@ -29,7 +29,17 @@ fn create(c: &mut Raw, topic: &str, partitions: i32) {
     assert_eq!(created.topics[0].error_code, 0);
 }
 
+/// InitProducerId for a transactional id, after finding its coordinator as clients do (the
+/// first look-up creates the transaction state topic).
 fn init(c: &mut Raw, id: &str, timeout_ms: i32) -> InitProducerIdResponse {
+    let found: FindCoordinatorResponse = c.request(
+        ApiKey::FindCoordinator,
+        4,
+        &FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_coordinator_keys(vec![s(id)]),
+    );
+    assert_eq!(found.coordinators[0].error_code, 0, "{found:?}");
     c.request(
         ApiKey::InitProducerId,
         4,

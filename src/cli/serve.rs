@@ -84,7 +84,9 @@ async fn serve(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<()
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        // openraft reports every vote and replication retry at info; its warnings are enough.
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

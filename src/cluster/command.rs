@@ -11,26 +11,34 @@ use std::collections::BTreeMap;
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum MetadataCommand {
     /// A broker announces itself, or re-announces itself after a restart (which fences it again
-    /// until its next heartbeat). `port` is its Kafka listener.
+    /// until its next heartbeat, with the partition effects of `FenceNode`). `port` is its Kafka
+    /// listener.
     RegisterNode {
         node_id: u64,
         host: String,
         port: u16,
         rack: Option<String>,
+        /// Random per process start: a node knows its image is at least as new as its own
+        /// registration when it finds this value there.
+        #[serde(default)]
+        incarnation: Option<u64>,
     },
     /// A registered broker is alive at `at_ms` (milliseconds since the Unix epoch, the broker's
-    /// clock). Unfences it. The clock is carried in the command so that applying stays
-    /// deterministic.
+    /// clock). Unfences it, and elects a leader for the leaderless partitions it is in sync for.
+    /// The clock is carried in the command so that applying stays deterministic.
     Heartbeat {
         node_id: u64,
         at_ms: i64,
     },
     /// The active controller saw a broker's heartbeats lapse: fence it until its next heartbeat.
+    /// Its partitions lose it as leader (another in-sync replica takes over when one is
+    /// eligible) and as ISR member (unless it is the last one).
     FenceNode {
         node_id: u64,
     },
-    /// A new topic; `partitions[i]` is partition `i`'s replica list, the first replica becomes
-    /// its leader at epoch 0 with the full replica list as ISR.
+    /// A new topic; `partitions[i]` is partition `i`'s replica list. The first eligible
+    /// (registered, unfenced) replica becomes its leader at epoch 0, or none when every replica
+    /// is fenced; the ISR is the full replica list.
     CreateTopic {
         name: String,
         /// A UUID in its usual hyphenated text form.
@@ -61,6 +69,30 @@ pub enum MetadataCommand {
     AddPartitions {
         topic: String,
         assignments: Vec<Vec<u64>>,
+    },
+    /// The partition leader's new ISR (Kafka's AlterPartition). Accepted only from the current
+    /// leader at the current leader epoch and partition epoch; nodes joining the ISR must be
+    /// eligible (registered and unfenced). Completes a reassignment once every target replica is
+    /// in sync. See `election.rs`.
+    AlterIsr {
+        topic: String,
+        partition: i32,
+        leader: u64,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        isr: Vec<u64>,
+    },
+    /// Moves leadership to the first replica (Kafka's ElectLeaders with the PREFERRED type).
+    ElectPreferred {
+        topic: String,
+        partition: i32,
+    },
+    /// Starts (or replaces) a reassignment of one partition's replicas to `target`, or cancels
+    /// the one in progress when `target` is `None` (Kafka's AlterPartitionReassignments).
+    Reassign {
+        topic: String,
+        partition: i32,
+        target: Option<Vec<u64>>,
     },
 }
 
@@ -126,4 +158,36 @@ pub enum Rejection {
     InvalidTopicId { name: String, topic_id: String },
     #[error("invalid topic name {name:?}")]
     InvalidTopicName { name: String },
+    #[error(
+        "partition {topic}-{partition}: the sender is not the leader at leader epoch {given} (current leader epoch {current_leader_epoch})"
+    )]
+    FencedLeaderEpoch {
+        topic: String,
+        partition: i32,
+        current_leader_epoch: i32,
+        given: i32,
+    },
+    #[error(
+        "partition {topic}-{partition}: partition epoch {given} is not the current partition epoch {current}"
+    )]
+    InvalidUpdateVersion {
+        topic: String,
+        partition: i32,
+        current: i32,
+        given: i32,
+    },
+    #[error(
+        "partition {topic}-{partition}: node {node_id} cannot join the ISR: it is fenced or not registered"
+    )]
+    IneligibleReplica {
+        topic: String,
+        partition: i32,
+        node_id: u64,
+    },
+    #[error("partition {topic}-{partition}: the preferred replica already leads")]
+    ElectionNotNeeded { topic: String, partition: i32 },
+    #[error("partition {topic}-{partition}: the preferred replica is not in the ISR or is fenced")]
+    PreferredLeaderNotAvailable { topic: String, partition: i32 },
+    #[error("partition {topic}-{partition}: no reassignment is in progress")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
 }

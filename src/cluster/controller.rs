@@ -96,7 +96,7 @@ pub struct Controller {
     election_timeout_max: Duration,
     shutdown: CancellationToken,
     /// Taken by [`Controller::shutdown`].
-    server: Option<JoinHandle<()>>,
+    server: std::sync::Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Controller {
@@ -124,6 +124,7 @@ impl Controller {
             node_id,
             connect_timeout: config.connect_timeout,
             max_frame_bytes: network::MAX_FRAME_BYTES,
+            source: crate::net::source_of(local_addr),
         };
         let factory = NetworkFactory::new(rpc.clone());
         let raft = openraft::Raft::new(node_id, raft_config, factory, log_store, state_machine)
@@ -144,7 +145,7 @@ impl Controller {
             propose_timeout: config.propose_timeout,
             election_timeout_max: config.election_timeout_max,
             shutdown,
-            server: Some(server),
+            server: std::sync::Mutex::new(Some(server)),
         })
     }
 
@@ -169,13 +170,20 @@ impl Controller {
             .into_iter()
             .map(|(id, addr)| (id, BasicNode::new(addr)))
             .collect();
-        self.raft
-            .initialize(nodes)
-            .await
-            .map_err(|source| ClusterError::Initialize {
+        match self.raft.initialize(nodes).await {
+            Ok(()) => Ok(()),
+            // Another voter formed the quorum first and this node already heard from it.
+            Err(openraft::error::RaftError::APIError(
+                openraft::error::InitializeError::NotAllowed(e),
+            )) => {
+                tracing::info!(node_id = self.node_id, reason = %e, "the quorum is already formed");
+                Ok(())
+            }
+            Err(source) => Err(ClusterError::Initialize {
                 node_id: self.node_id,
                 source: Box::new(source),
-            })
+            }),
+        }
     }
 
     /// Orders `command` through the quorum and returns the state machine's answer once it is
@@ -216,6 +224,17 @@ impl Controller {
         }
     }
 
+    /// Whether this node already belongs to a quorum (it holds a vote, a log or a snapshot).
+    pub async fn is_initialized(&self) -> Result<bool, ClusterError> {
+        self.raft
+            .is_initialized()
+            .await
+            .map_err(|source| ClusterError::Stopped {
+                node_id: self.node_id,
+                source: Box::new(source),
+            })
+    }
+
     /// The image as of the last entry this node applied.
     pub fn image(&self) -> Arc<MetadataImage> {
         self.image.borrow().clone()
@@ -247,9 +266,10 @@ impl Controller {
 
     /// Stops the listener (dropping requests in progress) and Raft. The directory keeps
     /// everything needed to start again.
-    pub async fn shutdown(mut self) -> Result<(), ClusterError> {
+    pub async fn shutdown(&self) -> Result<(), ClusterError> {
         self.shutdown.cancel();
-        if let Some(server) = self.server.take() {
+        let server = self.server.lock().expect("server handle lock").take();
+        if let Some(server) = server {
             if let Err(e) = server.await {
                 tracing::error!(node_id = self.node_id, error = %e, "controller listener task failed");
             }

@@ -5,6 +5,9 @@
 //! randomness, ordered maps only), so every node that applies the same log holds the same image.
 //! A command is validated in full before anything changes, so a rejected command leaves the image
 //! untouched.
+//!
+//! The partition rules (fencing, elections, ISR changes, reassignments) are in
+//! [`election`](super::election).
 
 use super::command::{MetadataCommand, MetadataResponse, Rejection};
 use serde::{Deserialize, Serialize};
@@ -29,6 +32,9 @@ pub struct NodeRegistration {
     /// A fenced broker leads nothing and is not offered to clients: it registered and has not
     /// heartbeated since, or the controller fenced it.
     pub fenced: bool,
+    /// The registering process's incarnation (random per start).
+    #[serde(default)]
+    pub incarnation: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,25 +49,34 @@ pub struct TopicImage {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
+    /// During a reassignment: the target replicas followed by the ones being removed.
     pub replicas: Vec<u64>,
     /// A subset of `replicas`; contains `leader` when there is one.
     pub isr: Vec<u64>,
     pub leader: Option<u64>,
-    /// Bumped by exactly one on every accepted `ChangePartition`.
+    /// Bumped by exactly one on every leader change (and on every accepted `ChangePartition`).
     pub leader_epoch: i32,
-    /// Bumped on every change to this partition's record.
+    /// Bumped by one on every command that changes this partition's record.
     pub partition_epoch: i32,
+    /// Target replicas of the reassignment in progress that were not replicas before it.
+    #[serde(default)]
+    pub adding_replicas: Vec<u64>,
+    /// Replicas from before the reassignment in progress that are not among its targets.
+    #[serde(default)]
+    pub removing_replicas: Vec<u64>,
 }
 
 impl PartitionImage {
-    /// A new partition: the first replica leads at epoch 0, every replica is in sync.
-    fn new(replicas: Vec<u64>) -> Self {
+    /// A new partition at epoch 0 with every replica in sync, led by `leader`.
+    fn new(replicas: Vec<u64>, leader: Option<u64>) -> Self {
         PartitionImage {
-            leader: replicas.first().copied(),
+            leader,
             isr: replicas.clone(),
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding_replicas: Vec::new(),
+            removing_replicas: Vec::new(),
         }
     }
 }
@@ -91,26 +106,15 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                incarnation,
             } => {
-                let registration = NodeRegistration {
-                    host: host.clone(),
-                    port: *port,
-                    rack: rack.clone(),
-                    last_heartbeat_ms: None,
-                    fenced: true,
-                };
-                self.nodes.insert(*node_id, registration);
+                self.register_node(*node_id, host, *port, rack.as_deref(), *incarnation);
                 Ok(())
             }
-            MetadataCommand::Heartbeat { node_id, at_ms } => {
-                let node = self.node_mut(*node_id)?;
-                node.last_heartbeat_ms =
-                    Some(node.last_heartbeat_ms.map_or(*at_ms, |t| t.max(*at_ms)));
-                node.fenced = false;
-                Ok(())
-            }
+            MetadataCommand::Heartbeat { node_id, at_ms } => self.heartbeat(*node_id, *at_ms),
             MetadataCommand::FenceNode { node_id } => {
                 self.node_mut(*node_id)?.fenced = true;
+                self.fence_partitions(*node_id);
                 Ok(())
             }
             MetadataCommand::CreateTopic {
@@ -124,17 +128,7 @@ impl MetadataImage {
                 None => Err(unknown_topic(name)),
             },
             MetadataCommand::AlterTopicConfigs { name, configs } => {
-                let topic = self
-                    .topics
-                    .get_mut(name)
-                    .ok_or_else(|| unknown_topic(name))?;
-                for (key, value) in configs {
-                    match value {
-                        Some(v) => topic.configs.insert(key.clone(), v.clone()),
-                        None => topic.configs.remove(key),
-                    };
-                }
-                Ok(())
+                self.alter_topic_configs(name, configs)
             }
             MetadataCommand::ChangePartition {
                 topic,
@@ -146,7 +140,102 @@ impl MetadataImage {
             MetadataCommand::AddPartitions { topic, assignments } => {
                 self.add_partitions(topic, assignments)
             }
+            MetadataCommand::AlterIsr {
+                topic,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => {
+                let claim = (*leader, *leader_epoch, *partition_epoch);
+                self.alter_isr(topic, *partition, claim, isr)
+            }
+            MetadataCommand::ElectPreferred { topic, partition } => {
+                self.elect_preferred(topic, *partition)
+            }
+            MetadataCommand::Reassign {
+                topic,
+                partition,
+                target,
+            } => self.reassign(topic, *partition, target.as_deref()),
         }
+    }
+
+    /// A first registration, or a restart: then the new incarnation may have lost unsynced
+    /// data, so it first loses its partitions as if fenced (Kafka fences a broker that registers
+    /// a new incarnation, and KRaft takes it out of its partitions' leadership and ISRs).
+    /// Either way the node starts fenced, until its next heartbeat.
+    fn register_node(
+        &mut self,
+        node_id: u64,
+        host: &str,
+        port: u16,
+        rack: Option<&str>,
+        incarnation: Option<u64>,
+    ) {
+        if self.nodes.contains_key(&node_id) {
+            self.fence_partitions(node_id);
+        }
+        let registration = NodeRegistration {
+            host: host.to_string(),
+            port,
+            rack: rack.map(str::to_string),
+            last_heartbeat_ms: None,
+            fenced: true,
+            incarnation,
+        };
+        self.nodes.insert(node_id, registration);
+    }
+
+    /// Unfences the node and elects leaders for the leaderless partitions it is in sync for.
+    fn heartbeat(&mut self, node_id: u64, at_ms: i64) -> Result<(), Rejection> {
+        let node = self.node_mut(node_id)?;
+        node.last_heartbeat_ms = Some(node.last_heartbeat_ms.map_or(at_ms, |t| t.max(at_ms)));
+        node.fenced = false;
+        self.elect_leaderless(node_id);
+        Ok(())
+    }
+
+    fn alter_topic_configs(
+        &mut self,
+        name: &str,
+        configs: &BTreeMap<String, Option<String>>,
+    ) -> Result<(), Rejection> {
+        let topic = self
+            .topics
+            .get_mut(name)
+            .ok_or_else(|| unknown_topic(name))?;
+        for (key, value) in configs {
+            match value {
+                Some(v) => topic.configs.insert(key.clone(), v.clone()),
+                None => topic.configs.remove(key),
+            };
+        }
+        Ok(())
+    }
+
+    /// The partition, or the rejection naming what is missing (the topic or the partition).
+    pub(super) fn partition_or_reject(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<&PartitionImage, Rejection> {
+        self.partition(topic, partition)
+            .ok_or_else(|| match self.topics.contains_key(topic) {
+                true => Rejection::UnknownPartition {
+                    topic: topic.to_string(),
+                    partition,
+                },
+                false => unknown_topic(topic),
+            })
+    }
+
+    /// Replaces a partition's record; the partition must exist (found by `partition_or_reject`).
+    pub(super) fn store_partition(&mut self, topic: &str, partition: i32, record: PartitionImage) {
+        let index = usize::try_from(partition).expect("an existing partition's index");
+        let topic = self.topics.get_mut(topic).expect("an existing topic");
+        topic.partitions[index] = record;
     }
 
     fn node_mut(&mut self, node_id: u64) -> Result<&mut NodeRegistration, Rejection> {
@@ -188,11 +277,7 @@ impl MetadataImage {
         let topic = TopicImage {
             topic_id: topic_id.to_string(),
             configs: configs.clone(),
-            partitions: partitions
-                .iter()
-                .cloned()
-                .map(PartitionImage::new)
-                .collect(),
+            partitions: self.new_partitions(partitions),
         };
         self.topics.insert(name.to_string(), topic);
         Ok(())
@@ -207,11 +292,18 @@ impl MetadataImage {
         if existing + assignments.len() > i32::MAX as usize {
             return Err(invalid_assignment(topic, "more than i32::MAX partitions"));
         }
+        let partitions = self.new_partitions(assignments);
         let entry = self.topics.get_mut(topic).expect("checked above");
-        entry
-            .partitions
-            .extend(assignments.iter().cloned().map(PartitionImage::new));
+        entry.partitions.extend(partitions);
         Ok(())
+    }
+
+    /// New partitions, each led by its first eligible replica (none when all are fenced).
+    fn new_partitions(&self, assignments: &[Vec<u64>]) -> Vec<PartitionImage> {
+        assignments
+            .iter()
+            .map(|replicas| PartitionImage::new(replicas.clone(), self.first_eligible(replicas)))
+            .collect()
     }
 
     /// Every partition needs at least one replica, no replica twice, and only registered nodes.
@@ -250,15 +342,7 @@ impl MetadataImage {
         isr: &[u64],
         leader_epoch: i32,
     ) -> Result<(), Rejection> {
-        let current = self.partition(topic, partition).ok_or_else(|| {
-            match self.topics.contains_key(topic) {
-                true => Rejection::UnknownPartition {
-                    topic: topic.to_string(),
-                    partition,
-                },
-                false => unknown_topic(topic),
-            }
-        })?;
+        let current = self.partition_or_reject(topic, partition)?;
         if current.leader_epoch.checked_add(1) != Some(leader_epoch) {
             return Err(Rejection::StaleEpoch {
                 topic: topic.to_string(),
@@ -287,30 +371,30 @@ impl MetadataImage {
                 isr: isr.to_vec(),
             });
         }
-        let index = usize::try_from(partition).expect("found by this index above");
-        let record = &mut self.topics.get_mut(topic).expect("found above").partitions[index];
+        let mut record = current.clone();
         record.leader = leader;
         record.isr = isr.to_vec();
         record.leader_epoch = leader_epoch;
         record.partition_epoch = record.partition_epoch.saturating_add(1);
+        self.store_partition(topic, partition, record);
         Ok(())
     }
 }
 
-fn unknown_topic(name: &str) -> Rejection {
+pub(super) fn unknown_topic(name: &str) -> Rejection {
     Rejection::UnknownTopic {
         name: name.to_string(),
     }
 }
 
-fn invalid_assignment(topic: &str, reason: &str) -> Rejection {
+pub(super) fn invalid_assignment(topic: &str, reason: &str) -> Rejection {
     Rejection::InvalidReplicaAssignment {
         topic: topic.to_string(),
         reason: reason.to_string(),
     }
 }
 
-fn has_duplicates(ids: &[u64]) -> bool {
+pub(super) fn has_duplicates(ids: &[u64]) -> bool {
     ids.iter().collect::<BTreeSet<_>>().len() != ids.len()
 }
 
@@ -324,8 +408,16 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            incarnation: None,
         };
         assert_eq!(image.apply(&cmd), MetadataResponse::Ok);
+    }
+
+    /// Registered and unfenced.
+    fn live(image: &mut MetadataImage, node_id: u64) {
+        register(image, node_id);
+        let beat = MetadataCommand::Heartbeat { node_id, at_ms: 1 };
+        assert_eq!(image.apply(&beat), MetadataResponse::Ok);
     }
 
     fn create(name: &str, partitions: Vec<Vec<u64>>) -> MetadataCommand {
@@ -360,7 +452,7 @@ mod tests {
     #[test]
     fn create_topic_elects_first_replica_at_epoch_zero_with_full_isr() {
         let mut image = MetadataImage::default();
-        (1..=3).for_each(|id| register(&mut image, id));
+        (1..=3).for_each(|id| live(&mut image, id));
         let cmd = create("t", vec![vec![2, 1, 3], vec![3, 2, 1]]);
         assert_eq!(image.apply(&cmd), MetadataResponse::Ok);
         let p1 = image.partition("t", 1).unwrap();
@@ -464,7 +556,7 @@ mod tests {
     #[test]
     fn configs_alter_merge_and_partitions_append() {
         let mut image = MetadataImage::default();
-        (1..=2).for_each(|id| register(&mut image, id));
+        (1..=2).for_each(|id| live(&mut image, id));
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_string(), "1000".to_string());
         configs.insert("cleanup.policy".to_string(), "delete".to_string());

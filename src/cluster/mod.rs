@@ -17,6 +17,8 @@
 //! The parts, each in its own file:
 //! - [`command`]: the commands and the typed answers ([`MetadataResponse`], [`Rejection`]).
 //! - [`image`]: the image and the deterministic rules that apply a command to it.
+//! - [`election`]: the partition rules of the image: fencing, clean leader elections, ISR
+//!   changes from leaders, preferred elections and replica reassignments (Kafka's KRaft rules).
 //! - [`log_store`]: the Raft log, vote and committed id on disk (openraft's `RaftLogStorage`).
 //! - [`state_machine`]: the applied image and its snapshots (openraft's `RaftStateMachine`).
 //! - [`network`]: length-prefixed JSON frames over TCP between controllers, both sides.
@@ -31,8 +33,10 @@
 pub mod command;
 pub mod controller;
 mod durable;
+pub mod election;
 pub mod image;
 pub mod log_store;
+pub mod membership;
 pub mod network;
 pub mod state_machine;
 #[cfg(test)]

@@ -256,6 +256,8 @@ pub struct RpcSettings {
     /// How long a TCP connect to a peer may take before the peer counts as unreachable.
     pub connect_timeout: Duration,
     pub max_frame_bytes: u32,
+    /// The address connections leave from (see [`crate::net`]).
+    pub source: Option<std::net::IpAddr>,
 }
 
 /// Makes openraft's per-peer clients.
@@ -356,7 +358,8 @@ impl PeerClient {
     async fn connect(&self, deadline: tokio::time::Instant) -> Result<TcpStream, CallError> {
         let addr = self.node.addr.as_str();
         let connect_by = deadline.min(tokio::time::Instant::now() + self.settings.connect_timeout);
-        let source = match tokio::time::timeout_at(connect_by, TcpStream::connect(addr)).await {
+        let connecting = crate::net::connect_from(addr, self.settings.source);
+        let source = match tokio::time::timeout_at(connect_by, connecting).await {
             Ok(Ok(connection)) => {
                 let _ = connection.set_nodelay(true);
                 return Ok(connection);

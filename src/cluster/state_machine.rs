@@ -306,6 +306,7 @@ mod tests {
             host: "h".into(),
             port: 1,
             rack: None,
+            incarnation: None,
         });
         let last = LogId::new(openraft::CommittedLeaderId::new(3, 1), 42);
         let meta = Meta {

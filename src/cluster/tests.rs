@@ -73,6 +73,7 @@ fn register(node_id: RaftNodeId) -> MetadataCommand {
         host: "127.0.0.1".into(),
         port: 9092 + node_id as u16,
         rack: Some(format!("rack-{}", node_id % 2)),
+        incarnation: None,
     }
 }
 
@@ -155,6 +156,14 @@ async fn three_voters_apply_every_command_everywhere() {
     // Each node proposes its own registration: two of them are forwarded to the leader.
     for node in &nodes {
         propose_ok(node, register(node.node_id())).await;
+    }
+    // Unfenced, so that the first replica of each new partition can lead it.
+    for node in &nodes {
+        let heartbeat = MetadataCommand::Heartbeat {
+            node_id: node.node_id(),
+            at_ms: 1_000,
+        };
+        propose_ok(node, heartbeat).await;
     }
     let follower = nodes.iter().find(|c| c.node_id() != leader).unwrap();
     propose_ok(
@@ -363,6 +372,7 @@ fn client_settings(max_frame_bytes: u32) -> RpcSettings {
         node_id: 99,
         connect_timeout: Duration::from_secs(1),
         max_frame_bytes,
+        source: None,
     }
 }
 

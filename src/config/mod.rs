@@ -92,6 +92,19 @@ pub struct Config {
     pub transactional_id_expiration_ms: i64,
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: u64,
     pub transaction_remove_expired_transaction_cleanup_interval_ms: u64,
+    pub controller_listener: String,
+    pub controller_quorum_voters: String,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_fetch_backoff_ms: u64,
+    pub offsets_topic_replication_factor: i16,
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_min_isr: i32,
+    pub controlled_shutdown_enable: bool,
     /// `SPOOL_*` environment variables that name no config key (reported as warnings: the
     /// environment is shared with other tools, unlike a config file).
     #[serde(skip)]
@@ -207,10 +220,31 @@ impl Config {
                 "group_min_session_timeout_ms is above group_max_session_timeout_ms".into(),
             );
         }
-        if self.default_replication_factor != 1 {
-            return bad("default_replication_factor must be 1 on a single node".into());
+        if self.default_replication_factor < 1
+            || self.offsets_topic_replication_factor < 1
+            || self.transaction_state_log_replication_factor < 1
+        {
+            return bad("replication factors must be at least 1".into());
+        }
+        if self.broker_heartbeat_interval_ms == 0
+            || self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms
+        {
+            return bad("broker_session_timeout_ms must exceed broker_heartbeat_interval_ms, which must be positive".into());
+        }
+        if self.node_id < 0 {
+            return bad(format!("node_id {} must be >= 0", self.node_id));
         }
         self.listen_addr()?;
+        let voters = self.voters()?;
+        if !voters.is_empty() && self.cluster_id.is_empty() {
+            return bad("a cluster needs the same cluster_id set on every node".into());
+        }
+        if !voters.is_empty() && !voters.contains_key(&(self.node_id as u64)) {
+            return bad(format!(
+                "controller_quorum_voters does not name this node ({})",
+                self.node_id
+            ));
+        }
         Ok(())
     }
 
@@ -268,7 +302,16 @@ impl Config {
             "group.max.session.timeout.ms" => self.group_max_session_timeout_ms.to_string(),
             "group.max.size" => self.group_max_size.to_string(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions.to_string(),
-            "offsets.topic.replication.factor" => "1".to_string(),
+            "offsets.topic.replication.factor" => self.offsets_topic_replication_factor.to_string(),
+            "controller.quorum.voters" => self.controller_quorum_voters.clone(),
+            "broker.heartbeat.interval.ms" => self.broker_heartbeat_interval_ms.to_string(),
+            "broker.session.timeout.ms" => self.broker_session_timeout_ms.to_string(),
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms.to_string(),
+            "replica.fetch.wait.max.ms" => self.replica_fetch_wait_max_ms.to_string(),
+            "replica.fetch.max.bytes" => self.replica_fetch_max_bytes.to_string(),
+            "replica.fetch.response.max.bytes" => self.replica_fetch_response_max_bytes.to_string(),
+            "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms.to_string(),
+            "controlled.shutdown.enable" => self.controlled_shutdown_enable.to_string(),
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
             "offsets.retention.check.interval.ms" => {
                 self.offsets_retention_check_interval_ms.to_string()
@@ -278,8 +321,10 @@ impl Config {
             "transaction.state.log.num.partitions" => {
                 self.transaction_state_log_num_partitions.to_string()
             }
-            "transaction.state.log.replication.factor" => "1".to_string(),
-            "transaction.state.log.min.isr" => "1".to_string(),
+            "transaction.state.log.replication.factor" => {
+                self.transaction_state_log_replication_factor.to_string()
+            }
+            "transaction.state.log.min.isr" => self.transaction_state_log_min_isr.to_string(),
             "transactional.id.expiration.ms" => self.transactional_id_expiration_ms.to_string(),
             "transaction.abort.timed.out.transaction.cleanup.interval.ms" => self
                 .transaction_abort_timed_out_transaction_cleanup_interval_ms
@@ -289,6 +334,37 @@ impl Config {
                 .to_string(),
             _ => return None,
         })
+    }
+
+    /// The quorum voters from `controller_quorum_voters` (`id@host:port,...`), by node id. Empty
+    /// when this node is a quorum of one.
+    pub fn voters(&self) -> Result<BTreeMap<u64, String>, ConfigError> {
+        let bad = |reason: String| ConfigError::BadValue {
+            key: "controller_quorum_voters".into(),
+            origin: "configuration".into(),
+            reason,
+        };
+        let mut voters = BTreeMap::new();
+        for entry in self
+            .controller_quorum_voters
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (id, addr) = entry
+                .split_once('@')
+                .ok_or_else(|| bad(format!("`{entry}` is not id@host:port")))?;
+            let id: u64 = id
+                .parse()
+                .map_err(|e| bad(format!("`{entry}`: node id: {e}")))?;
+            if addr.rsplit_once(':').is_none() {
+                return Err(bad(format!("`{entry}`: `{addr}` is not host:port")));
+            }
+            if voters.insert(id, addr.to_string()).is_some() {
+                return Err(bad(format!("node {id} is named twice")));
+            }
+        }
+        Ok(voters)
     }
 
     /// The socket address to bind.

@@ -97,6 +97,9 @@ impl GroupCoordinator {
         if r.group_id.is_empty() {
             return fail(code::INVALID_GROUP_ID);
         }
+        if let Err(e) = self.owns(&r.group_id) {
+            return fail(e);
+        }
         let c = &self.config;
         if r.session_timeout_ms < c.min_session_timeout_ms
             || r.session_timeout_ms > c.max_session_timeout_ms
@@ -438,6 +441,9 @@ impl GroupCoordinator {
         if r.group_id.is_empty() {
             return fail(code::INVALID_GROUP_ID);
         }
+        if let Err(e) = self.owns(&r.group_id) {
+            return fail(e);
+        }
         let now = Instant::now();
         let mut groups = self.groups();
         let Some(g) = groups.get_mut(&r.group_id) else {
@@ -519,6 +525,9 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return code::INVALID_GROUP_ID;
         }
+        if let Err(e) = self.owns(group_id) {
+            return e;
+        }
         let mut groups = self.groups();
         let Some(g) = groups.get_mut(group_id) else {
             return code::UNKNOWN_MEMBER_ID;
@@ -548,6 +557,9 @@ impl GroupCoordinator {
                 code::INVALID_GROUP_ID,
                 vec![code::INVALID_GROUP_ID; members.len()],
             );
+        }
+        if let Err(e) = self.owns(group_id) {
+            return (e, vec![e; members.len()]);
         }
         let now = Instant::now();
         let mut groups = self.groups();

@@ -13,6 +13,7 @@ pub mod store;
 mod timers;
 
 use crate::partition::{Partition, PartitionError};
+use crate::replication::LeadershipListener;
 use bytes::Bytes;
 use state::{Group, GroupState};
 use std::collections::HashMap;
@@ -61,24 +62,35 @@ pub enum Pending<T> {
 
 pub struct GroupCoordinator {
     config: GroupConfig,
-    /// The partitions of `__consumer_offsets`, by index.
-    partitions: Vec<Arc<Partition>>,
+    /// The partitions of `__consumer_offsets` this node leads and has loaded, by index; a
+    /// group whose partition is not here is coordinated elsewhere (NOT_COORDINATOR).
+    partitions: std::sync::RwLock<Vec<Option<Arc<Partition>>>>,
     groups: Mutex<HashMap<String, Group>>,
 }
 
 impl GroupCoordinator {
-    /// A coordinator over the offsets topic's partitions, with the groups they hold loaded.
-    pub fn open(
-        config: GroupConfig,
-        partitions: Vec<Arc<Partition>>,
-    ) -> Result<Self, PartitionError> {
-        let coordinator = GroupCoordinator {
+    /// A coordinator for an offsets topic of `partitions` partitions, coordinating nothing
+    /// until this node leads some of them ([`GroupCoordinator::load_partition`]).
+    pub fn new(config: GroupConfig, partitions: i32) -> Self {
+        GroupCoordinator {
             config,
-            partitions,
+            partitions: std::sync::RwLock::new(vec![None; partitions.max(1) as usize]),
             groups: Mutex::new(HashMap::new()),
-        };
-        coordinator.load()?;
-        Ok(coordinator)
+        }
+    }
+
+    /// Whether this node coordinates `group` (it leads the group's offsets partition and has
+    /// loaded it); `Err` carries NOT_COORDINATOR.
+    pub fn owns(&self, group: &str) -> Result<(), i16> {
+        self.partition_of(group)
+            .map(|_| ())
+            .map_err(|_| code::NOT_COORDINATOR)
+    }
+
+    fn slots(&self) -> std::sync::RwLockReadGuard<'_, Vec<Option<Arc<Partition>>>> {
+        self.partitions
+            .read()
+            .expect("offsets partitions lock poisoned")
     }
 
     fn groups(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -89,13 +101,24 @@ impl GroupCoordinator {
         &self.config
     }
 
-    fn partition_of(&self, group: &str) -> &Arc<Partition> {
-        &self.partitions[self.partition_index(group) as usize]
+    fn partition_of(&self, group: &str) -> Result<Arc<Partition>, PartitionError> {
+        let index = self.partition_index(group);
+        self.slots()[index as usize]
+            .clone()
+            .ok_or_else(|| PartitionError::NotLeader {
+                tp: crate::model::TopicPartition::new(store::OFFSETS_TOPIC, index),
+                leader: None,
+                epoch: -1,
+            })
     }
 
     /// The index of the offsets partition holding `group`.
     pub fn partition_index(&self, group: &str) -> i32 {
-        store::partition_for(group, self.partitions.len() as i32)
+        store::partition_for(group, self.partition_count())
+    }
+
+    pub fn partition_count(&self) -> i32 {
+        self.slots().len() as i32
     }
 
     /// Appends records for `group` to its offsets partition; returns the partition and the
@@ -105,41 +128,76 @@ impl GroupCoordinator {
         group: &str,
         records: &[(Bytes, Option<Bytes>)],
     ) -> Result<(Arc<Partition>, i64), PartitionError> {
-        let partition = self.partition_of(group).clone();
+        let partition = self.partition_of(group)?;
         let appended =
             partition.append_as_leader(&store::batch(records, crate::model::now_ms()))?;
         Ok((partition, appended.info.last_offset + 1))
     }
 
-    /// Rebuilds every group from the offsets topic, replaying records in order.
-    fn load(&self) -> Result<(), PartitionError> {
-        let mut groups = self.groups();
+    /// This node now leads offsets partition `partition`: rebuilds its groups by replaying
+    /// its records in order, then coordinates them. The replay runs before the groups lock is
+    /// taken; until it is done the groups answer NOT_COORDINATOR.
+    pub fn load_partition(&self, partition: &Arc<Partition>) -> Result<(), PartitionError> {
+        let index = partition.tp().partition;
+        let Some(slot) = usize::try_from(index)
+            .ok()
+            .filter(|i| *i < self.slots().len())
+        else {
+            return Ok(());
+        };
+        let mut loaded = HashMap::new();
         let now = tokio::time::Instant::now();
-        for partition in &self.partitions {
-            store::for_each_record(partition, |r| {
-                if r.control {
-                    // An end-transaction marker: key `version:i16 type:i16`.
-                    if let Some(kind) = r.key.as_deref().and_then(|k| k.get(2..4)) {
-                        let commit = i16::from_be_bytes([kind[0], kind[1]]) == 1;
-                        offsets::resolve_txn(&mut groups, r.producer_id, |_| true, commit);
-                    }
-                    return;
+        store::for_each_record(partition, |r| {
+            if r.control {
+                // An end-transaction marker: key `version:i16 type:i16`.
+                if let Some(kind) = r.key.as_deref().and_then(|k| k.get(2..4)) {
+                    let commit = i16::from_be_bytes([kind[0], kind[1]]) == 1;
+                    offsets::resolve_txn(&mut loaded, r.producer_id, |_| true, commit);
                 }
-                let Some(key) = &r.key else { return };
-                let Some(stored) = store::decode(key, r.value.as_deref()) else {
-                    return;
-                };
-                if r.transactional {
-                    offsets::replay_txn(&mut groups, r.producer_id, stored);
-                } else {
-                    offsets::replay(&mut groups, stored, now);
-                }
-            })?;
-        }
-        let count = groups.len();
+                return;
+            }
+            let Some(key) = &r.key else { return };
+            let Some(stored) = store::decode(key, r.value.as_deref()) else {
+                return;
+            };
+            if r.transactional {
+                offsets::replay_txn(&mut loaded, r.producer_id, stored);
+            } else {
+                offsets::replay(&mut loaded, stored, now);
+            }
+        })?;
+        let count = loaded.len();
+        let mut groups = self.groups();
+        let total = self.partition_count();
+        groups.retain(|id, _| store::partition_for(id, total) != index);
+        groups.extend(loaded);
+        self.partitions
+            .write()
+            .expect("offsets partitions lock poisoned")[slot] = Some(partition.clone());
         drop(groups);
-        tracing::info!(groups = count, "group coordinator loaded");
+        tracing::info!(
+            partition = index,
+            groups = count,
+            "group coordinator loaded a partition"
+        );
         Ok(())
+    }
+
+    /// This node no longer leads offsets partition `index`: its groups are dropped here (their
+    /// waiting members are answered as the channels close) and coordinated by the new leader.
+    pub fn unload_partition(&self, index: i32) {
+        let mut groups = self.groups();
+        let total = self.partition_count();
+        if let Some(slot) = self
+            .partitions
+            .write()
+            .expect("offsets partitions lock poisoned")
+            .get_mut(index as usize)
+        {
+            *slot = None;
+        }
+        groups.retain(|id, _| store::partition_for(id, total) != index);
+        tracing::info!(partition = index, "group coordinator unloaded a partition");
     }
 
     /// Group ids with their protocol type and state, for ListGroups.
@@ -158,5 +216,21 @@ impl GroupCoordinator {
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
+    }
+}
+
+impl LeadershipListener for GroupCoordinator {
+    fn topic(&self) -> &str {
+        store::OFFSETS_TOPIC
+    }
+
+    fn on_leadership(&self, partition: &Arc<Partition>, leader: bool) {
+        if leader {
+            if let Err(e) = self.load_partition(partition) {
+                tracing::error!(partition = %partition.tp(), error = %e, "loading groups failed");
+            }
+        } else {
+            self.unload_partition(partition.tp().partition);
+        }
     }
 }

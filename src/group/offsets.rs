@@ -51,6 +51,9 @@ impl GroupCoordinator {
             errors: vec![e; r.offsets.len()],
             durable: None,
         };
+        if let Err(e) = self.owns(&r.group_id) {
+            return fail(e);
+        }
         let now_ms = now_ms();
         let mut groups = self.groups();
         if !groups.contains_key(&r.group_id) {
@@ -174,6 +177,9 @@ impl GroupCoordinator {
         let mut groups = self.groups();
         ids.iter()
             .map(|id| {
+                if let Err(e) = self.owns(id) {
+                    return e;
+                }
                 let Some(g) = groups.get(id).filter(|g| !g.is(GroupState::Dead)) else {
                     return code::GROUP_ID_NOT_FOUND;
                 };
@@ -215,6 +221,9 @@ impl GroupCoordinator {
         };
         if group_id.is_empty() {
             return none(code::INVALID_GROUP_ID);
+        }
+        if let Err(e) = self.owns(group_id) {
+            return none(e);
         }
         let mut groups = self.groups();
         let Some(g) = groups.get_mut(group_id).filter(|g| !g.is(GroupState::Dead)) else {
@@ -381,6 +390,9 @@ impl GroupCoordinator {
             errors: vec![e; r.offsets.len()],
             durable: None,
         };
+        if let Err(e) = self.owns(&r.group_id) {
+            return fail(e);
+        }
         let now_ms = now_ms();
         let mut groups = self.groups();
         let g = groups
@@ -417,7 +429,10 @@ impl GroupCoordinator {
                 durable: None,
             };
         }
-        let partition = self.partition_of(&r.group_id).clone();
+        let partition = match self.partition_of(&r.group_id) {
+            Ok(p) => p,
+            Err(e) => return fail(storage_code(&e)),
+        };
         let batch =
             store::producer_batch(&records, now_ms, Some((r.producer_id, r.producer_epoch)));
         match partition.append_as_leader(&batch) {
@@ -439,8 +454,8 @@ impl GroupCoordinator {
     /// A transaction marker for `producer_id` was written to offsets partition `partition`:
     /// its pending offsets for the groups of that partition are applied (commit) or dropped.
     pub fn complete_txn(&self, producer_id: i64, partition: i32, commit: bool) {
+        let count = self.partition_count();
         let mut groups = self.groups();
-        let count = self.partitions.len() as i32;
         resolve_txn(
             &mut groups,
             producer_id,

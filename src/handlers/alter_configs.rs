@@ -35,13 +35,14 @@ pub fn target(
 ) -> Result<(Target, BTreeMap<String, String>), Refusal> {
     match resource_type {
         TOPIC => {
-            let t = broker.topics.get(name).ok_or_else(|| {
+            let image = broker.image();
+            let t = image.topic(name).ok_or_else(|| {
                 (
                     ResponseError::UnknownTopicOrPartition,
                     format!("Topic {name} does not exist"),
                 )
             })?;
-            Ok((Target::Topic(name.to_string()), t.overrides.clone()))
+            Ok((Target::Topic(name.to_string()), t.configs.clone()))
         }
         BROKER => {
             let level = if name.is_empty() {
@@ -69,15 +70,16 @@ pub fn target(
     }
 }
 
-/// Replaces the overrides of `target` with `next` (or only checks them).
-pub fn apply(
+/// Replaces the overrides of `target` with `next` (or only checks them). Topic overrides go
+/// through the metadata quorum; dynamic broker configs are kept by each node.
+pub async fn apply(
     broker: &Broker,
     target: Target,
     next: BTreeMap<String, String>,
     validate_only: bool,
 ) -> Result<(), Refusal> {
     let result = match target {
-        Target::Topic(name) => broker.topics.set_topic_configs(&name, next, validate_only),
+        Target::Topic(name) => broker.admin.set_configs(&name, next, validate_only).await,
         Target::Broker(level) => broker
             .topics
             .set_dynamic_configs(level, next, validate_only),
@@ -103,32 +105,41 @@ pub async fn handle(
     request: AlterConfigsRequest,
     _ctx: RequestContext,
 ) -> Reply {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let result = target(&broker, r.resource_type, &r.resource_name).and_then(|(t, _)| {
-                let mut next = BTreeMap::new();
-                for c in &r.configs {
-                    let Some(value) = &c.value else { continue };
-                    if next.insert(c.name.to_string(), value.to_string()).is_some() {
-                        return Err((
-                            ResponseError::InvalidRequest,
-                            format!("Duplicate config key {}", &*c.name),
-                        ));
-                    }
-                }
-                apply(&broker, t, next, request.validate_only)
-            });
+    Reply::Deferred(Box::pin(async move {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for r in &request.resources {
+            let result = match replacement(&broker, r) {
+                Ok((t, next)) => apply(&broker, t, next, request.validate_only).await,
+                Err(e) => Err(e),
+            };
             let (code, message) = outcome(result);
-            AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message.map(str_bytes))
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-        })
-        .collect();
-    Reply::ready(ResponseKind::AlterConfigs(
-        AlterConfigsResponse::default().with_responses(responses),
-    ))
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(message.map(str_bytes))
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone()),
+            );
+        }
+        ResponseKind::AlterConfigs(AlterConfigsResponse::default().with_responses(responses))
+    }))
+}
+
+/// The whole new override set a legacy AlterConfigs resource names.
+fn replacement(
+    broker: &Broker,
+    r: &kafka_protocol::messages::alter_configs_request::AlterConfigsResource,
+) -> Result<(Target, BTreeMap<String, String>), Refusal> {
+    let (t, _) = target(broker, r.resource_type, &r.resource_name)?;
+    let mut next = BTreeMap::new();
+    for c in &r.configs {
+        let Some(value) = &c.value else { continue };
+        if next.insert(c.name.to_string(), value.to_string()).is_some() {
+            return Err((
+                ResponseError::InvalidRequest,
+                format!("Duplicate config key {}", &*c.name),
+            ));
+        }
+    }
+    Ok((t, next))
 }

@@ -1,5 +1,6 @@
-//! CreatePartitions: grows topics. One node holds every replica, so a manual assignment may
-//! only name this node; fewer or as many partitions as the topic has is INVALID_PARTITIONS.
+//! CreatePartitions: grows topics through the metadata quorum, with the new partitions' replicas
+//! placed like a new topic's or as assigned; fewer or as many partitions as the topic has is
+//! INVALID_PARTITIONS.
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -16,14 +17,13 @@ pub async fn handle(
     request: CreatePartitionsRequest,
     _ctx: RequestContext,
 ) -> Reply {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &request.topics {
-        *seen.entry(&t.name.0).or_default() += 1;
+        *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let results = request
-        .topics
-        .iter()
-        .map(|t| {
+    Reply::Deferred(Box::pin(async move {
+        let mut results = Vec::with_capacity(request.topics.len());
+        for t in &request.topics {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
             let fail = |code: ResponseError, message: String| {
                 result
@@ -32,33 +32,30 @@ pub async fn handle(
                     .with_error_message(Some(str_bytes(message)))
             };
             if seen[&*t.name.0] > 1 {
-                return fail(
+                results.push(fail(
                     ResponseError::InvalidRequest,
                     "Duplicate topic in request.".into(),
-                );
+                ));
+                continue;
             }
-            if let Some(assignments) = &t.assignments {
-                let node = broker.node_id();
-                if assignments
-                    .iter()
-                    .any(|a| a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1)
-                {
-                    return fail(
-                        ResponseError::InvalidReplicaAssignment,
-                        format!("Each new partition must be assigned to node {node} alone."),
-                    );
-                }
-            }
-            match broker
-                .topics
-                .create_partitions(&t.name.0, t.count, request.validate_only)
-            {
+            let manual = t
+                .assignments
+                .as_ref()
+                .filter(|l| !l.is_empty())
+                .map(|list| {
+                    list.iter()
+                        .map(|a| a.broker_ids.iter().map(|b| b.0.max(-1) as u64).collect())
+                        .collect()
+                });
+            let outcome = broker
+                .admin
+                .create_partitions(&t.name.0, t.count, manual, request.validate_only)
+                .await;
+            results.push(match outcome {
                 Ok(()) => result,
                 Err(e) => fail(errors::topic(&e), e.to_string()),
-            }
-        })
-        .collect();
-    Reply::ready(ResponseKind::CreatePartitions(
-        CreatePartitionsResponse::default().with_results(results),
-    ))
+            });
+        }
+        ResponseKind::CreatePartitions(CreatePartitionsResponse::default().with_results(results))
+    }))
 }

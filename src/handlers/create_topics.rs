@@ -34,32 +34,34 @@ pub async fn handle(
     for t in &request.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
-    let results = request
-        .topics
-        .into_iter()
-        .map(|t| {
+    Reply::Deferred(Box::pin(async move {
+        let mut results = Vec::with_capacity(request.topics.len());
+        for t in request.topics {
             let name = t.name.clone();
             if seen[&*name.0] > 1 {
-                return CreatableTopicResult::default()
-                    .with_name(name)
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(Some(str_bytes("Duplicate topic name in the request.")));
+                results.push(
+                    CreatableTopicResult::default()
+                        .with_name(name)
+                        .with_error_code(ResponseError::InvalidRequest.code())
+                        .with_error_message(Some(str_bytes(
+                            "Duplicate topic name in the request.",
+                        ))),
+                );
+                continue;
             }
-            match create_one(&broker, t, request.validate_only) {
+            results.push(match create_one(&broker, t, request.validate_only).await {
                 Ok(result) => result,
                 Err(e) => CreatableTopicResult::default()
                     .with_name(name)
                     .with_error_code(errors::topic(&e).code())
                     .with_error_message(Some(str_bytes(e.to_string()))),
-            }
-        })
-        .collect();
-    Reply::ready(ResponseKind::CreateTopics(
-        CreateTopicsResponse::default().with_topics(results),
-    ))
+            });
+        }
+        ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(results))
+    }))
 }
 
-fn create_one(
+async fn create_one(
     broker: &Broker,
     t: CreatableTopic,
     validate_only: bool,
@@ -75,26 +77,31 @@ fn create_one(
     } else {
         t.replication_factor
     };
+    let mut manual = None;
     if !t.assignments.is_empty() {
-        // Manual assignment: each partition's replicas must be exactly this node.
-        let node = broker.node_id();
         if t.num_partitions != -1 || t.replication_factor != -1 {
-            return Err(TopicError::InvalidConfig(
+            return Err(TopicError::InvalidRequest(
                 "Both numPartitions or replicationFactor and replicasAssignments were set.".into(),
             ));
         }
-        let mut indexes: Vec<i32> = t.assignments.iter().map(|a| a.partition_index).collect();
-        indexes.sort_unstable();
-        let contiguous = indexes.iter().enumerate().all(|(i, p)| *p == i as i32);
-        if !contiguous
-            || t.assignments
-                .iter()
-                .any(|a| a.broker_ids.iter().map(|b| b.0).ne([node]))
-        {
-            return Err(TopicError::InvalidReplicaAssignment);
+        let mut assignments: Vec<_> = t.assignments.iter().collect();
+        assignments.sort_by_key(|a| a.partition_index);
+        let contiguous = assignments
+            .iter()
+            .enumerate()
+            .all(|(i, a)| a.partition_index == i as i32);
+        if !contiguous {
+            return Err(TopicError::InvalidReplicaAssignment(
+                "partitions must be numbered from 0 without gaps".into(),
+            ));
         }
-        num_partitions = t.assignments.len() as i32;
-        replication_factor = 1;
+        let replicas: Vec<Vec<u64>> = assignments
+            .iter()
+            .map(|a| a.broker_ids.iter().map(|b| b.0.max(-1) as u64).collect())
+            .collect();
+        num_partitions = replicas.len() as i32;
+        replication_factor = replicas.first().map_or(0, |r| r.len() as i16);
+        manual = Some(replicas);
     }
     let mut overrides = TopicOverrides::new();
     for c in t.configs {
@@ -114,18 +121,22 @@ fn create_one(
         replication_factor,
         overrides,
     };
-    let (id, overrides) = if validate_only {
-        broker.topics.check_new(&new)?;
-        (uuid::Uuid::nil(), new.overrides)
+    let overrides = new.overrides.clone();
+    let id = if validate_only {
+        broker.admin.plan(&new, manual)?;
+        uuid::Uuid::nil()
     } else {
-        let created = broker.topics.create(new)?;
-        (created.id, created.overrides.clone())
+        broker.admin.create(new, manual).await?
     };
     Ok(CreatableTopicResult::default()
         .with_name(t.name)
         .with_topic_id(id)
         .with_num_partitions(num_partitions)
-        .with_replication_factor(replication_factor)
+        .with_replication_factor(if replication_factor == -1 {
+            config.default_replication_factor
+        } else {
+            replication_factor
+        })
         .with_configs(Some(described_configs(broker, &overrides))))
 }
 

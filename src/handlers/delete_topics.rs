@@ -30,24 +30,30 @@ pub async fn handle(
             .map(|n| (Some(n.0.to_string()), Uuid::nil()))
             .collect()
     };
-    let responses = wanted
-        .into_iter()
-        .map(|(name, id)| {
+    Reply::Deferred(Box::pin(async move {
+        let mut responses = Vec::with_capacity(wanted.len());
+        for (name, id) in wanted {
             let result = DeletableTopicResult::default().with_topic_id(id);
-            let name = match name.or_else(|| broker.topics.get_by_id(id).map(|t| t.name.clone())) {
-                Some(n) => n,
-                None => return result.with_error_code(ResponseError::UnknownTopicId.code()),
+            let image = broker.image();
+            let by_id = || {
+                image
+                    .topics
+                    .iter()
+                    .find(|(_, t)| Uuid::parse_str(&t.topic_id).ok() == Some(id))
+                    .map(|(n, _)| n.clone())
+            };
+            let Some(name) = name.or_else(by_id) else {
+                responses.push(result.with_error_code(ResponseError::UnknownTopicId.code()));
+                continue;
             };
             let result = result.with_name(Some(TopicName(str_bytes(name.clone()))));
-            match broker.topics.delete(&name) {
+            responses.push(match broker.admin.delete(&name).await {
                 Ok(deleted_id) => result.with_topic_id(deleted_id),
                 Err(e) => result
                     .with_error_code(errors::topic(&e).code())
                     .with_error_message(Some(str_bytes(e.to_string()))),
-            }
-        })
-        .collect();
-    Reply::ready(ResponseKind::DeleteTopics(
-        DeleteTopicsResponse::default().with_responses(responses),
-    ))
+            });
+        }
+        ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses))
+    }))
 }

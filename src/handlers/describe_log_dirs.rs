@@ -32,15 +32,16 @@ pub async fn handle(
                 Some(w) => Some(&w.iter().find(|(name, _)| *name == t.name)?.1),
             };
             let partitions: Vec<DescribeLogDirsPartition> = t
-                .partitions
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| only.is_none_or(|ps| ps.contains(&(*i as i32))))
-                .map(|(i, p)| {
+                .local()
+                .filter(|p| only.is_none_or(|ps| ps.contains(&p.tp().partition)))
+                .map(|p| {
+                    // Kafka's offset lag: how far this replica's log end is behind the high
+                    // watermark (zero on the leader).
+                    let lag = (p.high_watermark() - p.log_end_offset()).max(0);
                     DescribeLogDirsPartition::default()
-                        .with_partition_index(i as i32)
+                        .with_partition_index(p.tp().partition)
                         .with_partition_size(p.size_bytes() as i64)
-                        .with_offset_lag(0)
+                        .with_offset_lag(lag)
                         .with_is_future_key(false)
                 })
                 .collect();

@@ -2,6 +2,7 @@
 //! paged by `response_partition_limit` with a cursor, in topic-name order. An empty topic list
 //! describes every topic.
 
+use super::cluster_view::{ids, offline_replicas};
 use super::{str_bytes, topic_operations};
 use crate::broker::Broker;
 use crate::protocol::routes::{Reply, RequestContext};
@@ -20,13 +21,9 @@ pub async fn handle(
     request: DescribeTopicPartitionsRequest,
     _ctx: RequestContext,
 ) -> Reply {
+    let image = broker.image();
     let mut names: Vec<String> = if request.topics.is_empty() {
-        broker
-            .topics
-            .list()
-            .iter()
-            .map(|t| t.name.clone())
-            .collect()
+        image.topics.keys().cloned().collect()
     } else {
         request
             .topics
@@ -41,7 +38,6 @@ pub async fn handle(
         None => (String::new(), 0),
     };
     let mut budget = request.response_partition_limit.max(1) as usize;
-    let node = BrokerId(broker.node_id());
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names.into_iter().filter(|n| *n >= start_topic) {
@@ -50,7 +46,7 @@ pub async fn handle(
         } else {
             0
         };
-        let Some(t) = broker.topics.get(&name) else {
+        let Some(t) = image.topic(&name) else {
             topics.push(
                 DescribeTopicPartitionsResponseTopic::default()
                     .with_error_code(ResponseError::UnknownTopicOrPartition.code())
@@ -80,26 +76,32 @@ pub async fn handle(
             partitions.push(
                 DescribeTopicPartitionsResponsePartition::default()
                     .with_partition_index(i as i32)
-                    .with_leader_id(node)
-                    .with_leader_epoch(p.leader_epoch())
-                    .with_replica_nodes(vec![node])
-                    .with_isr_nodes(vec![node])
+                    .with_leader_id(BrokerId(p.leader.map_or(-1, |l| l as i32)))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(ids(&p.replicas))
+                    .with_isr_nodes(ids(&p.isr))
+                    .with_offline_replicas(
+                        offline_replicas(&image, p)
+                            .into_iter()
+                            .map(BrokerId)
+                            .collect(),
+                    )
                     .with_eligible_leader_replicas(Some(Vec::new()))
                     .with_last_known_elr(Some(Vec::new()))
-                    .with_error_code(if p.is_offline() {
-                        ResponseError::KafkaStorageError.code()
-                    } else {
+                    .with_error_code(if p.leader.is_some() {
                         0
+                    } else {
+                        ResponseError::LeaderNotAvailable.code()
                     }),
             );
         }
         topics.push(
             DescribeTopicPartitionsResponseTopic::default()
-                .with_name(Some(TopicName(str_bytes(name))))
-                .with_topic_id(t.id)
+                .with_name(Some(TopicName(str_bytes(name.clone()))))
+                .with_topic_id(uuid::Uuid::parse_str(&t.topic_id).unwrap_or_default())
                 .with_is_internal(
-                    t.name == crate::group::store::OFFSETS_TOPIC
-                        || t.name == crate::txn::store::TXN_TOPIC,
+                    name == crate::group::store::OFFSETS_TOPIC
+                        || name == crate::txn::store::TXN_TOPIC,
                 )
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(topic_operations()),

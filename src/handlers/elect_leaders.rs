@@ -1,13 +1,19 @@
-//! ElectLeaders: on one node every partition is already led by its preferred (and only)
-//! replica, so an election is never needed: named partitions answer ELECTION_NOT_NEEDED, and
-//! a request for all partitions has nothing to report, as Kafka answers when no election ran.
+//! ElectLeaders: a preferred election moves a partition's leadership to its first replica when
+//! that replica is live and in sync (the quorum's `ElectPreferred` rule). Unclean elections are
+//! not offered: a partition with a leader answers ELECTION_NOT_NEEDED, one without
+//! ELIGIBLE_LEADERS_NOT_AVAILABLE. A request for all partitions (null) runs a preferred election
+//! wherever the first replica does not lead, and reports those.
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::cluster::{MetadataCommand, MetadataResponse, Rejection};
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
-use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, ResponseKind};
+use kafka_protocol::messages::{
+    ElectLeadersRequest, ElectLeadersResponse, ResponseKind, TopicName,
+};
 use kafka_protocol::ResponseError;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const PREFERRED: i8 = 0;
@@ -25,34 +31,97 @@ pub async fn handle(
         }
         return Reply::ready(ResponseKind::ElectLeaders(response));
     }
-    response.replica_election_results = request
-        .topic_partitions
-        .iter()
-        .flatten()
-        .map(|t| {
-            let partition_result = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let r = PartitionResult::default().with_partition_id(*p);
-                    if broker.topics.partition(&t.topic.0, *p).is_none() {
-                        r.with_error_code(ResponseError::UnknownTopicOrPartition.code())
-                            .with_error_message(Some(str_bytes(format!(
-                                "Partition {}-{p} does not exist",
-                                &*t.topic.0
-                            ))))
-                    } else {
-                        r.with_error_code(ResponseError::ElectionNotNeeded.code())
-                            .with_error_message(Some(str_bytes(
-                                "Leader election not needed for topic partition",
-                            )))
-                    }
-                })
-                .collect();
-            ReplicaElectionResult::default()
-                .with_topic(t.topic.clone())
-                .with_partition_result(partition_result)
-        })
-        .collect();
-    Reply::ready(ResponseKind::ElectLeaders(response))
+    let image = broker.image();
+    let wanted: BTreeMap<String, Vec<i32>> = match &request.topic_partitions {
+        Some(list) => list
+            .iter()
+            .map(|t| (t.topic.0.to_string(), t.partitions.clone()))
+            .collect(),
+        None => image
+            .topics
+            .iter()
+            .map(|(name, t)| {
+                let due = t
+                    .partitions
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.leader != p.replicas.first().copied())
+                    .map(|(i, _)| i as i32)
+                    .collect();
+                (name.clone(), due)
+            })
+            .filter(|(_, due): &(String, Vec<i32>)| !due.is_empty())
+            .collect(),
+    };
+    let unclean = request.election_type == UNCLEAN;
+    Reply::Deferred(Box::pin(async move {
+        let mut results = Vec::new();
+        for (topic, partitions) in wanted {
+            let mut partition_result = Vec::new();
+            for p in partitions {
+                let (code, message) = elect(&broker, &topic, p, unclean).await;
+                partition_result.push(
+                    PartitionResult::default()
+                        .with_partition_id(p)
+                        .with_error_code(code.map_or(0, |c| c.code()))
+                        .with_error_message(message.map(str_bytes)),
+                );
+            }
+            results.push(
+                ReplicaElectionResult::default()
+                    .with_topic(TopicName(str_bytes(topic)))
+                    .with_partition_result(partition_result),
+            );
+        }
+        response.replica_election_results = results;
+        ResponseKind::ElectLeaders(response)
+    }))
+}
+
+async fn elect(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    unclean: bool,
+) -> (Option<ResponseError>, Option<String>) {
+    let image = broker.image();
+    let Some(current) = image.partition(topic, partition) else {
+        return (
+            Some(ResponseError::UnknownTopicOrPartition),
+            Some(format!("Partition {topic}-{partition} does not exist")),
+        );
+    };
+    if unclean {
+        return match current.leader {
+            Some(_) => (
+                Some(ResponseError::ElectionNotNeeded),
+                Some("Leader election not needed for topic partition".into()),
+            ),
+            None => (
+                Some(ResponseError::EligibleLeadersNotAvailable),
+                Some("unclean leader election is not offered by spool".into()),
+            ),
+        };
+    }
+    let command = MetadataCommand::ElectPreferred {
+        topic: topic.to_string(),
+        partition,
+    };
+    match broker.replication.controller().propose(command).await {
+        Ok(MetadataResponse::Ok) => (None, None),
+        Ok(MetadataResponse::Rejected(r)) => {
+            let code = match &r {
+                Rejection::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
+                Rejection::PreferredLeaderNotAvailable { .. } => {
+                    ResponseError::PreferredLeaderNotAvailable
+                }
+                Rejection::UnknownTopic { .. } | Rejection::UnknownPartition { .. } => {
+                    ResponseError::UnknownTopicOrPartition
+                }
+                _ => ResponseError::InvalidRequest,
+            };
+            (Some(code), Some(r.to_string()))
+        }
+        Err(e) => (Some(ResponseError::RequestTimedOut), Some(e.to_string())),
+    }
 }

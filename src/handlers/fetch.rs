@@ -3,14 +3,22 @@
 //! from the segments' transaction indexes), within the partition and response byte limits,
 //! the first batch always whole. When fewer than `min_bytes` are ready, the request waits on
 //! the partitions' append notifications, up to `max_wait_ms`; it never polls.
+//!
+//! Only a partition's leader answers. A fetch with a replica id is a follower's: it reads up to
+//! the log end, its fetch offset is the follower's log end offset (which moves the ISR and the
+//! high watermark), and when the follower's last fetched epoch shows its log diverged from this
+//! one, the answer is the diverging epoch and its end offset instead of records (KIP-320). A
+//! node that does not lead answers NOT_LEADER_OR_FOLLOWER with the leader it knows (KIP-951).
 
 use crate::broker::Broker;
-use crate::partition::{Isolation, Partition};
+use crate::partition::{Isolation, Partition, PartitionError};
 use crate::protocol::errors;
 use crate::protocol::routes::{Reply, RequestContext};
-use kafka_protocol::messages::fetch_response::AbortedTransaction;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::ProducerId;
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, ProducerId};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind, TopicName};
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
@@ -26,6 +34,7 @@ struct Wanted {
     offset: i64,
     max_bytes: usize,
     current_leader_epoch: i32,
+    last_fetched_epoch: i32,
     found: Option<Arc<Partition>>,
 }
 
@@ -35,6 +44,8 @@ struct Plan {
     wanted: Vec<Wanted>,
     max_bytes: usize,
     read_committed: bool,
+    /// The follower fetching, for a replica's fetch.
+    replica: Option<u64>,
 }
 
 pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestContext) -> Reply {
@@ -44,14 +55,21 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
             FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
         return Reply::ready(ResponseKind::Fetch(response));
     }
-    let plan = resolve(
+    let replica_id = if ctx.api_version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let mut plan = resolve(
         &broker,
         request.topics,
         ctx.api_version >= 13,
         request.max_bytes,
         request.isolation_level,
     );
-    let (response, bytes) = read(&plan);
+    plan.replica = u64::try_from(replica_id).ok();
+    let version = ctx.api_version;
+    let (response, bytes) = read(&broker, &plan, version);
     let min_bytes = request.min_bytes.max(0) as usize;
     if bytes >= min_bytes || request.max_wait_ms <= 0 || has_error(&response) {
         return Reply::ready(ResponseKind::Fetch(response));
@@ -64,7 +82,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
             for p in plan.wanted.iter().filter_map(|w| w.found.as_ref()) {
                 p.register_waiter(&notify);
             }
-            let (response, bytes) = read(&plan);
+            let (response, bytes) = read(&broker, &plan, version);
             if bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
                 return ResponseKind::Fetch(response);
             }
@@ -74,7 +92,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
                 _ = broker.shutdown.cancelled() => {}
             }
             if broker.shutdown.is_cancelled() {
-                return ResponseKind::Fetch(read(&plan).0);
+                return ResponseKind::Fetch(read(&broker, &plan, version).0);
             }
         }
     }))
@@ -92,6 +110,7 @@ fn resolve(
         wanted: Vec::new(),
         max_bytes: max_bytes.max(0) as usize,
         read_committed: isolation_level == READ_COMMITTED,
+        replica: None,
     };
     for (i, t) in topics.into_iter().enumerate() {
         let topic = if by_id {
@@ -111,11 +130,10 @@ fn resolve(
                 offset: p.fetch_offset,
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
-                found: topic.as_ref().and_then(|t| {
-                    usize::try_from(p.partition)
-                        .ok()
-                        .and_then(|i| t.partitions.get(i).cloned())
-                }),
+                last_fetched_epoch: p.last_fetched_epoch,
+                found: topic
+                    .as_ref()
+                    .and_then(|t| t.partition(p.partition).cloned()),
             });
         }
         plan.topics.push((t.topic, t.topic_id, missing));
@@ -124,7 +142,7 @@ fn resolve(
 }
 
 /// Reads every wanted partition once; returns the response and the record bytes in it.
-fn read(plan: &Plan) -> (FetchResponse, usize) {
+fn read(broker: &Broker, plan: &Plan, version: i16) -> (FetchResponse, usize) {
     let mut responses: Vec<FetchableTopicResponse> = plan
         .topics
         .iter()
@@ -137,14 +155,68 @@ fn read(plan: &Plan) -> (FetchResponse, usize) {
     let mut total = 0usize;
     for w in &plan.wanted {
         let budget = plan.max_bytes.saturating_sub(total);
-        let data = read_partition(w, plan, budget, total == 0);
+        let mut data = read_partition(broker, w, plan, budget, total == 0);
+        if data.error_code == ResponseError::NotLeaderOrFollower.code()
+            || data.error_code == ResponseError::FencedLeaderEpoch.code()
+        {
+            data.current_leader = current_leader(broker, plan, w);
+        }
         total += data.records.as_ref().map_or(0, |r| r.len());
         responses[w.topic].partitions.push(data);
     }
-    (FetchResponse::default().with_responses(responses), total)
+    let mut response = FetchResponse::default().with_responses(responses);
+    if version >= 16 {
+        response.node_endpoints = leader_endpoints(broker, &response);
+    }
+    (response, total)
 }
 
-fn read_partition(w: &Wanted, plan: &Plan, budget: usize, first_with_data: bool) -> PartitionData {
+/// The leader this node knows for a partition it cannot serve (KIP-951).
+fn current_leader(broker: &Broker, plan: &Plan, w: &Wanted) -> LeaderIdAndEpoch {
+    let image = broker.image();
+    let name = &plan.topics[w.topic].0;
+    match image.partition(&name.0, w.partition) {
+        Some(p) => LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(p.leader.map_or(-1, |l| l as i32)))
+            .with_leader_epoch(p.leader_epoch),
+        None => LeaderIdAndEpoch::default()
+            .with_leader_id(BrokerId(-1))
+            .with_leader_epoch(-1),
+    }
+}
+
+/// The endpoints of the leaders named in the response (KIP-951, v16+).
+fn leader_endpoints(broker: &Broker, response: &FetchResponse) -> Vec<NodeEndpoint> {
+    let image = broker.image();
+    let mut ids: Vec<i32> = response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.current_leader.leader_id.0)
+        .filter(|id| *id >= 0)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .filter_map(|id| {
+            let (host, port) = super::cluster_view::endpoint(&image, id as u64)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(super::str_bytes(host))
+                    .with_port(port),
+            )
+        })
+        .collect()
+}
+
+fn read_partition(
+    broker: &Broker,
+    w: &Wanted,
+    plan: &Plan,
+    budget: usize,
+    first_with_data: bool,
+) -> PartitionData {
     let data = PartitionData::default()
         .with_partition_index(w.partition)
         .with_aborted_transactions(None);
@@ -168,6 +240,12 @@ fn read_partition(w: &Wanted, plan: &Plan, budget: usize, first_with_data: bool)
         } else {
             ResponseError::UnknownLeaderEpoch
         });
+    }
+    if p.role() != crate::partition::replicas::Role::Leader {
+        return error(ResponseError::NotLeaderOrFollower);
+    }
+    if let Some(replica) = plan.replica {
+        return read_for_follower(broker, w, p, replica, data);
     }
     // Past the response budget only the first partition with data may exceed it (KIP-74).
     let limit = if first_with_data {
@@ -218,10 +296,55 @@ fn read_partition(w: &Wanted, plan: &Plan, budget: usize, first_with_data: bool)
     }
 }
 
+/// A follower's fetch: its log end offset is recorded, then either the point its log diverged at
+/// or the records after its log end, up to this log's end.
+fn read_for_follower(
+    broker: &Broker,
+    w: &Wanted,
+    p: &Arc<Partition>,
+    replica: u64,
+    data: PartitionData,
+) -> PartitionData {
+    let fail = |e: &PartitionError| {
+        data.clone()
+            .with_error_code(errors::partition(e).code())
+            .with_high_watermark(-1)
+            .with_records(Some(Default::default()))
+    };
+    if !p.is_replica(replica) {
+        return data
+            .with_error_code(ResponseError::NotLeaderOrFollower.code())
+            .with_records(Some(Default::default()));
+    }
+    if let Some((epoch, end_offset)) = p.diverging_epoch(w.offset, w.last_fetched_epoch) {
+        return data
+            .with_high_watermark(p.high_watermark())
+            .with_log_start_offset(p.log_start_offset())
+            .with_diverging_epoch(
+                EpochEndOffset::default()
+                    .with_epoch(epoch)
+                    .with_end_offset(end_offset),
+            )
+            .with_records(Some(Default::default()));
+    }
+    broker.replication.follower_fetched(p, replica, w.offset);
+    match p.read_for_follower(w.offset, w.max_bytes.max(1)) {
+        Ok(r) => data
+            .with_high_watermark(r.high_watermark)
+            .with_last_stable_offset(r.last_stable_offset)
+            .with_log_start_offset(r.log_start_offset)
+            .with_records(Some(r.records.unwrap_or_default())),
+        Err(e) => {
+            tracing::debug!(error = %e, replica, "follower fetch failed");
+            fail(&e)
+        }
+    }
+}
+
 fn has_error(response: &FetchResponse) -> bool {
     response
         .responses
         .iter()
         .flat_map(|t| &t.partitions)
-        .any(|p| p.error_code != 0)
+        .any(|p| p.error_code != 0 || p.diverging_epoch.epoch >= 0)
 }

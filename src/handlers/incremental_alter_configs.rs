@@ -26,25 +26,33 @@ pub async fn handle(
     request: IncrementalAlterConfigsRequest,
     _ctx: RequestContext,
 ) -> Reply {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let result = change(&broker, r, request.validate_only);
+    Reply::Deferred(Box::pin(async move {
+        let mut responses = Vec::with_capacity(request.resources.len());
+        for r in &request.resources {
+            let result = match change(&broker, r) {
+                Ok((t, next)) => apply(&broker, t, next, request.validate_only).await,
+                Err(e) => Err(e),
+            };
             let (code, message) = outcome(result);
-            AlterConfigsResourceResponse::default()
-                .with_error_code(code)
-                .with_error_message(message.map(str_bytes))
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-        })
-        .collect();
-    Reply::ready(ResponseKind::IncrementalAlterConfigs(
-        IncrementalAlterConfigsResponse::default().with_responses(responses),
-    ))
+            responses.push(
+                AlterConfigsResourceResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(message.map(str_bytes))
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone()),
+            );
+        }
+        ResponseKind::IncrementalAlterConfigs(
+            IncrementalAlterConfigsResponse::default().with_responses(responses),
+        )
+    }))
 }
 
-fn change(broker: &Broker, r: &AlterConfigsResource, validate_only: bool) -> Result<(), Refusal> {
+/// The whole new override set after applying the resource's operations to the current one.
+fn change(
+    broker: &Broker,
+    r: &AlterConfigsResource,
+) -> Result<(Target, BTreeMap<String, String>), Refusal> {
     let (t, current) = target(broker, r.resource_type, &r.resource_name)?;
     let mut seen = HashSet::new();
     let mut next: BTreeMap<String, String> = current;
@@ -110,7 +118,7 @@ fn change(broker: &Broker, r: &AlterConfigsResource, validate_only: bool) -> Res
             }
         }
     }
-    apply(broker, t, next, validate_only)
+    Ok((t, next))
 }
 
 fn is_list(t: &Target, name: &str) -> bool {

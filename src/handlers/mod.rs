@@ -3,6 +3,7 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+pub mod cluster_view;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;

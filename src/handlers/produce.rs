@@ -1,6 +1,9 @@
 //! Produce: each partition's batch is appended as leader and gets its own error code; the
-//! request as a whole succeeds. acks=0 writes no response; acks=-1 in durable mode answers only
-//! after the records are fsynced (group commit in `Partition::flush_to`).
+//! request as a whole succeeds. acks=0 writes no response. acks=-1 is refused with
+//! NOT_ENOUGH_REPLICAS while the ISR is smaller than `min.insync.replicas`, and answers once
+//! the high watermark passes the batch (every ISR member has it), and, in durable mode, once the
+//! leader's copy is fsynced (group commit in `Partition::flush_to`). A node that does not lead a
+//! partition answers NOT_LEADER_OR_FOLLOWER with the leader it knows (KIP-951).
 
 use super::str_bytes;
 use crate::broker::Broker;
@@ -9,20 +12,28 @@ use crate::partition::{Appended, Partition, PartitionError};
 use crate::protocol::errors;
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::produce_response::{
+    LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
+};
+use kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, ResponseKind, TopicName,
+};
 use kafka_protocol::ResponseError;
 use std::sync::Arc;
+use std::time::Duration;
 
-/// One partition's outcome, and the offset it must be durable up to before acks=-1 answers.
+/// One partition's outcome, and the offset it must be replicated (and, in durable mode, synced)
+/// up to before acks=-1 answers, with the ISR size it needs.
 struct Outcome {
     response: PartitionProduceResponse,
-    durable: Option<(Arc<Partition>, i64)>,
+    durable: Option<(Arc<Partition>, i64, usize)>,
 }
 
 pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestContext) -> Reply {
     let acks = request.acks;
     let by_id = ctx.api_version >= 13;
+    let version = ctx.api_version;
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for t in request.topic_data {
         let outcomes: Vec<Outcome> = produce_topic(&broker, &t, acks, by_id);
@@ -31,34 +42,93 @@ pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestCo
     if acks == 0 {
         return Reply::Nothing;
     }
-    let wait_for_sync = acks == -1 && broker.config.flush_mode == FlushMode::Durable;
-    let assemble = |topics: Vec<(_, _, Vec<Outcome>)>| {
-        let responses = topics
+    let sync = broker.config.flush_mode == FlushMode::Durable;
+    let assemble = move |broker: &Broker, topics: Vec<(TopicName, uuid::Uuid, Vec<Outcome>)>| {
+        let responses: Vec<TopicProduceResponse> = topics
             .into_iter()
             .map(|(name, id, outcomes)| {
+                let partitions = outcomes
+                    .into_iter()
+                    .map(|o| with_leader(broker, &name.0, o.response))
+                    .collect();
                 TopicProduceResponse::default()
                     .with_name(name)
                     .with_topic_id(id)
-                    .with_partition_responses(outcomes.into_iter().map(|o| o.response).collect())
+                    .with_partition_responses(partitions)
             })
             .collect();
-        ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+        let mut response = ProduceResponse::default().with_responses(responses);
+        if version >= 10 {
+            response.node_endpoints = leader_endpoints(broker, &response);
+        }
+        ResponseKind::Produce(response)
     };
-    if !wait_for_sync {
-        return Reply::ready(assemble(topics));
+    let waits = acks == -1
+        && topics
+            .iter()
+            .any(|(_, _, outcomes)| outcomes.iter().any(|o| o.durable.is_some()));
+    if !waits {
+        return Reply::ready(assemble(&broker, topics));
     }
     Reply::Deferred(Box::pin(async move {
         for (_, _, outcomes) in topics.iter_mut() {
             for o in outcomes.iter_mut() {
-                if let Some((partition, offset)) = o.durable.take() {
-                    if let Err(e) = partition.flush_to(offset).await {
-                        fail(&mut o.response, &e);
-                    }
+                let Some((partition, offset, min_isr)) = o.durable.take() else {
+                    continue;
+                };
+                let replicated = partition.wait_for_isr(offset, min_isr, timeout).await;
+                let synced = match replicated {
+                    Ok(()) if sync => partition.flush_to(offset).await,
+                    other => other,
+                };
+                if let Err(e) = synced {
+                    fail(&mut o.response, &e);
                 }
             }
         }
-        assemble(topics)
+        assemble(&broker, topics)
     }))
+}
+
+/// KIP-951: a partition refused for leadership names the leader this node knows.
+fn with_leader(
+    broker: &Broker,
+    topic: &str,
+    mut response: PartitionProduceResponse,
+) -> PartitionProduceResponse {
+    if response.error_code == ResponseError::NotLeaderOrFollower.code() {
+        if let Some(p) = broker.image().partition(topic, response.index) {
+            response.current_leader = LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(p.leader.map_or(-1, |l| l as i32)))
+                .with_leader_epoch(p.leader_epoch);
+        }
+    }
+    response
+}
+
+/// The endpoints of the leaders named in the response (KIP-951, v10+).
+fn leader_endpoints(broker: &Broker, response: &ProduceResponse) -> Vec<NodeEndpoint> {
+    let image = broker.image();
+    let mut ids: Vec<i32> = response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .map(|p| p.current_leader.leader_id.0)
+        .filter(|id| *id >= 0)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .filter_map(|id| {
+            let (host, port) = super::cluster_view::endpoint(&image, id as u64)?;
+            Some(
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(id))
+                    .with_host(str_bytes(host))
+                    .with_port(port),
+            )
+        })
+        .collect()
 }
 
 fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) -> Vec<Outcome> {
@@ -72,12 +142,15 @@ fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) 
     } else {
         ResponseError::UnknownTopicOrPartition
     };
-    let min_isr = found.as_ref().and_then(|topic| {
-        broker
-            .topics
-            .effective(topic, "min.insync.replicas")
-            .and_then(|v| v.parse::<i32>().ok())
-    });
+    let min_isr = found
+        .as_ref()
+        .and_then(|topic| {
+            broker
+                .topics
+                .effective(topic, "min.insync.replicas")
+                .and_then(|v| v.parse::<usize>().ok())
+        })
+        .unwrap_or(1);
     // Internal topics are written by their coordinators only, as in Kafka.
     let internal = found.as_ref().is_some_and(|topic| {
         topic.name == crate::group::store::OFFSETS_TOPIC
@@ -100,26 +173,31 @@ fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) 
                 let message = format!("cannot append to internal topic {}", t.name.0);
                 return error(ResponseError::InvalidTopicException, Some(message));
             }
-            let Some(partition) = found
-                .as_ref()
-                .and_then(|topic| broker.topics.partition(&topic.name, p.index))
-            else {
+            let Some(topic) = found.as_ref() else {
                 return error(unknown, None);
             };
-            // One node is the whole ISR.
-            if acks == -1 && min_isr.is_some_and(|m| m > 1) {
-                let message = format!(
-                    "min.insync.replicas is {} but the ISR has 1 replica",
-                    min_isr.unwrap_or(1)
-                );
-                return error(ResponseError::NotEnoughReplicas, Some(message));
+            let Some(partition) = topic.partition(p.index).cloned() else {
+                return match p.index < topic.partition_count() && p.index >= 0 {
+                    true => error(ResponseError::NotLeaderOrFollower, None),
+                    false => error(ResponseError::UnknownTopicOrPartition, None),
+                };
+            };
+            if acks == -1 {
+                if let Err(e) = partition.check_min_isr(min_isr) {
+                    return error(errors::partition(&e), Some(e.to_string()));
+                }
             }
-            append(broker, partition, p)
+            append(broker, partition, p, min_isr)
         })
         .collect()
 }
 
-fn append(broker: &Broker, partition: Arc<Partition>, p: &PartitionProduceData) -> Outcome {
+fn append(
+    broker: &Broker,
+    partition: Arc<Partition>,
+    p: &PartitionProduceData,
+    min_isr: usize,
+) -> Outcome {
     let mut response = PartitionProduceResponse::default().with_index(p.index);
     let Some(records) = &p.records else {
         response.error_code = ResponseError::InvalidRecord.code();
@@ -173,7 +251,7 @@ fn append(broker: &Broker, partition: Arc<Partition>, p: &PartitionProduceData) 
             }
             Outcome {
                 response,
-                durable: Some((partition, info.last_offset + 1)),
+                durable: Some((partition, info.last_offset + 1, min_isr)),
             }
         }
         Err(e) => {

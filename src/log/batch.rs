@@ -135,6 +135,13 @@ pub fn batches(bytes: &[u8]) -> impl Iterator<Item = (usize, BatchHeader<'_>)> {
     })
 }
 
+/// The length of the complete batches at the start of `bytes` (a fetch may end mid-batch).
+pub fn whole_batches_len(bytes: &[u8]) -> usize {
+    batches(bytes)
+        .last()
+        .map_or(0, |(at, h)| at + h.total_len())
+}
+
 /// Whether a complete batch's stored CRC-32C matches its bytes.
 pub fn crc_matches(batch: &[u8]) -> bool {
     batch.len() >= HEADER_LEN && crc32c::crc32c(&batch[CRC_START..]) == be_u32(batch, 17)

@@ -28,12 +28,14 @@ pub enum TopicError {
     InvalidName { name: String, reason: String },
     #[error("Number of partitions must be at least 1, got {0}.")]
     InvalidPartitions(i32),
-    #[error("Replication factor {0} is invalid: this cluster has one node.")]
-    InvalidReplicationFactor(i16),
+    #[error("Unable to replicate the partition {factor} time(s): the target replication factor of {factor} cannot be reached because only {live} node(s) are live.")]
+    InvalidReplicationFactor { factor: i16, live: usize },
     #[error("{0}")]
     InvalidConfig(String),
-    #[error("Manual replica assignments are not supported on a single node.")]
-    InvalidReplicaAssignment,
+    #[error("Invalid replica assignment: {0}")]
+    InvalidReplicaAssignment(String),
+    #[error("The metadata quorum did not apply the change: {0}")]
+    NotAvailable(String),
     #[error("Topic '{0}' does not exist.")]
     Unknown(String),
     #[error("Topic deletion is disabled.")]
@@ -55,18 +57,46 @@ pub enum TopicError {
     Partition(#[from] PartitionError),
 }
 
-/// A topic and its partitions on this node.
+/// A topic and the partitions this node holds a replica of.
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
-    pub partitions: Vec<Arc<Partition>>,
+    /// Indexed by partition number; `None` where this node holds no replica.
+    pub partitions: Vec<Option<Arc<Partition>>>,
     pub overrides: TopicOverrides,
+}
+
+impl Topic {
+    /// The partition count of the topic (hosted here or not).
+    pub fn partition_count(&self) -> i32 {
+        self.partitions.len() as i32
+    }
+
+    /// Partition `index`, when this node holds a replica of it.
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .and_then(Option::as_ref)
+    }
+
+    /// The partitions held here.
+    pub fn local(&self) -> impl Iterator<Item = &Arc<Partition>> {
+        self.partitions.iter().flatten()
+    }
+
+    pub fn is_internal(&self) -> bool {
+        self.name == crate::group::store::OFFSETS_TOPIC || self.name == crate::txn::store::TXN_TOPIC
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct TopicRecord {
     id: Uuid,
     partitions: i32,
+    /// The partitions this node holds; all of them when absent.
+    #[serde(default)]
+    hosted: Option<Vec<i32>>,
     #[serde(default)]
     configs: TopicOverrides,
 }
@@ -76,6 +106,17 @@ pub struct NewTopic {
     pub name: String,
     pub num_partitions: i32,
     pub replication_factor: i16,
+    pub overrides: TopicOverrides,
+}
+
+/// A topic as the cluster metadata describes it, for this node to hold its share of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub id: Uuid,
+    pub partitions: i32,
+    /// The partitions with a replica on this node.
+    pub hosted: std::collections::BTreeSet<i32>,
     pub overrides: TopicOverrides,
 }
 
@@ -149,17 +190,26 @@ impl TopicManager {
         let log_config = topic::log_config(&self.config, &self.dynamic(), &record.configs);
         let mut partitions = Vec::new();
         for p in 0..record.partitions {
+            if record.hosted.as_ref().is_some_and(|h| !h.contains(&p)) {
+                partitions.push(None);
+                continue;
+            }
             let tp = TopicPartition::new(name, p);
             let dir = self.config.data_dir.join(tp.dir_name());
-            let (partition, report) =
-                Partition::open(tp.clone(), &dir, log_config.clone(), clean_shutdown)?;
+            let (partition, report) = Partition::open(
+                tp.clone(),
+                &dir,
+                log_config.clone(),
+                clean_shutdown,
+                self.local(),
+            )?;
             for problem in &report.problems {
                 tracing::warn!(partition = %tp, "recovery: {problem}");
             }
             if report.recovered_segments > 0 {
                 tracing::info!(partition = %tp, segments = report.recovered_segments, truncated_bytes = report.truncated_bytes, "recovered log");
             }
-            partitions.push(Arc::new(partition));
+            partitions.push(Some(Arc::new(partition)));
         }
         Ok(Topic {
             name: name.to_string(),
@@ -180,35 +230,6 @@ impl TopicManager {
     /// The effective value of topic config `name` for `topic`.
     pub fn effective(&self, topic: &Topic, name: &str) -> Option<String> {
         topic::effective(&self.config, &self.dynamic(), &topic.overrides, name)
-    }
-
-    /// Replaces a topic's overrides (validated; nothing changes unless all are valid), persists
-    /// them, and applies the resulting log settings to its partitions at once.
-    pub fn set_topic_configs(
-        &self,
-        name: &str,
-        overrides: TopicOverrides,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
-        let _admin = self.admin_lock.lock().expect("admin lock poisoned");
-        let current = self.existing(name)?;
-        for (k, v) in &overrides {
-            topic::validate(k, v).map_err(TopicError::InvalidConfig)?;
-        }
-        if validate_only {
-            return Ok(());
-        }
-        self.write_record(&current, current.partitions.len() as i32, &overrides)?;
-        let replaced = Arc::new(Topic {
-            name: current.name.clone(),
-            id: current.id,
-            partitions: current.partitions.clone(),
-            overrides,
-        });
-        self.apply_log_config(&replaced);
-        self.write_topics().insert(name.to_string(), replaced);
-        tracing::info!(topic = %name, "topic configs changed");
-        Ok(())
     }
 
     /// Replaces the dynamic broker configs of one level (validated first), persists them, and
@@ -243,81 +264,17 @@ impl TopicManager {
 
     fn apply_log_config(&self, t: &Topic) {
         let log_config = topic::log_config(&self.config, &self.dynamic(), &t.overrides);
-        for p in &t.partitions {
+        for p in t.local() {
             p.set_config(log_config.clone());
         }
     }
 
-    fn write_record(
-        &self,
-        t: &Topic,
-        partitions: i32,
-        configs: &TopicOverrides,
-    ) -> Result<(), TopicError> {
-        let record = TopicRecord {
-            id: t.id,
-            partitions,
-            configs: configs.clone(),
-        };
-        let path = self.catalog_path(&t.name);
-        let text = toml::to_string(&record).expect("topic record serialises");
-        crate::log::write_atomically(&path, text.as_bytes()).map_err(storage_err(&path))
-    }
-
-    /// Grows a topic to `count` partitions (CreatePartitions): the catalog record first, then
-    /// the new partitions' directories.
-    pub fn create_partitions(
-        &self,
-        name: &str,
-        count: i32,
-        validate_only: bool,
-    ) -> Result<(), TopicError> {
-        let _admin = self.admin_lock.lock().expect("admin lock poisoned");
-        let current = self.existing(name)?;
-        let have = current.partitions.len() as i32;
-        if count < have {
-            return Err(TopicError::FewerPartitions {
-                current: have,
-                requested: count,
-            });
-        }
-        if count == have {
-            return Err(TopicError::SamePartitions(have));
-        }
-        if validate_only {
-            return Ok(());
-        }
-        self.write_record(&current, count, &current.overrides)?;
-        let log_config = topic::log_config(&self.config, &self.dynamic(), &current.overrides);
-        let mut partitions = current.partitions.clone();
-        for p in have..count {
-            let tp = TopicPartition::new(name, p);
-            let dir = self.config.data_dir.join(tp.dir_name());
-            let (partition, _) = Partition::open(tp, &dir, log_config.clone(), true)?;
-            partitions.push(Arc::new(partition));
-        }
-        let grown = Arc::new(Topic {
-            name: current.name.clone(),
-            id: current.id,
-            partitions,
-            overrides: current.overrides.clone(),
-        });
-        self.write_topics().insert(name.to_string(), grown);
-        tracing::info!(topic = %name, from = have, to = count, "partitions added");
-        Ok(())
-    }
-
-    /// Creates a topic, or returns it when it already exists (a concurrent creation won).
-    pub fn create_or_get(&self, new: NewTopic) -> Result<Arc<Topic>, TopicError> {
-        let name = new.name.clone();
-        match self.create(new) {
-            Err(TopicError::AlreadyExists(_)) => self.existing(&name),
-            other => other,
-        }
+    fn local(&self) -> u64 {
+        self.config.node_id as u64
     }
 
     /// The topic called `name`, or `TopicError::Unknown`.
-    fn existing(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+    pub fn existing(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         self.get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
@@ -337,108 +294,94 @@ impl TopicManager {
         all
     }
 
+    /// Partition `partition` of `topic`, when this node holds a replica of it.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<Arc<Partition>> {
-        let t = self.get(topic)?;
-        usize::try_from(partition)
-            .ok()
-            .and_then(|p| t.partitions.get(p).cloned())
+        self.get(topic)?.partition(partition).cloned()
     }
 
+    /// Every partition this node holds.
     pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.read_topics()
             .values()
-            .flat_map(|t| t.partitions.iter().cloned())
+            .flat_map(|t| t.local().cloned().collect::<Vec<_>>())
             .collect()
     }
 
-    /// Checks a creation request without side effects.
-    pub fn check_new(&self, new: &NewTopic) -> Result<(), TopicError> {
-        validate_name(&new.name)?;
-        if self.get(&new.name).is_some() {
-            return Err(TopicError::AlreadyExists(new.name.clone()));
+    /// Makes this node hold its share of a topic as the metadata describes it: the catalog
+    /// record first (synced), then partitions newly hosted here are opened (created when new)
+    /// and partitions no longer hosted here are removed. A local topic of the same name with
+    /// another id is an older incarnation: it is deleted first.
+    pub fn apply(&self, spec: &TopicSpec) -> Result<Arc<Topic>, TopicError> {
+        if let Some(old) = self.get(&spec.name) {
+            if old.id != spec.id {
+                self.delete(&spec.name)?;
+            }
         }
-        let canonical = new.name.replace('.', "_");
-        if let Some(other) = self
-            .read_topics()
-            .keys()
-            .find(|t| t.replace('.', "_") == canonical)
-        {
-            return Err(TopicError::InvalidName {
-                name: new.name.clone(),
-                reason: format!("it collides with existing topic '{other}' ('.' and '_' are interchangeable in metrics names)"),
-            });
-        }
-        if new.num_partitions < 1 {
-            return Err(TopicError::InvalidPartitions(new.num_partitions));
-        }
-        if new.replication_factor != 1 {
-            return Err(TopicError::InvalidReplicationFactor(new.replication_factor));
-        }
-        for (name, value) in &new.overrides {
-            topic::validate(name, value).map_err(TopicError::InvalidConfig)?;
-        }
-        Ok(())
-    }
-
-    /// An internal topic (committed offsets, transaction state), created with `partitions` when
-    /// missing; compacted, as in Kafka, so it keeps the latest record of each key.
-    pub fn ensure_internal(&self, name: &str, partitions: i32) -> Result<Arc<Topic>, TopicError> {
-        if let Some(t) = self.get(name) {
-            return Ok(t);
-        }
-        let overrides = [
-            ("cleanup.policy", "compact"),
-            ("segment.bytes", "104857600"),
-        ];
-        self.create_or_get(NewTopic {
-            name: name.to_string(),
-            num_partitions: partitions,
-            replication_factor: 1,
-            overrides: overrides
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        })
-    }
-
-    /// Creates a topic: catalog record first (synced), then its partition directories.
-    pub fn create(&self, new: NewTopic) -> Result<Arc<Topic>, TopicError> {
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");
-        self.check_new(&new)?;
+        let current = self.get(&spec.name);
+        let hosted: Vec<i32> = spec.hosted.iter().copied().collect();
+        if let Some(t) = &current {
+            let same_hosted = t.partition_count() == spec.partitions
+                && (0..spec.partitions)
+                    .all(|p| t.partition(p).is_some() == spec.hosted.contains(&p));
+            if same_hosted && t.overrides == spec.overrides {
+                return Ok(t.clone());
+            }
+        }
         let record = TopicRecord {
-            id: Uuid::new_v4(),
-            partitions: new.num_partitions,
-            configs: new.overrides,
+            id: spec.id,
+            partitions: spec.partitions,
+            hosted: Some(hosted),
+            configs: spec.overrides.clone(),
         };
-        let path = self.catalog_path(&new.name);
+        let path = self.catalog_path(&spec.name);
         let text = toml::to_string(&record).expect("topic record serialises");
         crate::log::write_atomically(&path, text.as_bytes()).map_err(storage_err(&path))?;
-        let topic = Arc::new(self.open_topic(&new.name, record, true)?);
-        self.write_topics().insert(new.name.clone(), topic.clone());
-        tracing::info!(topic = %new.name, partitions = new.num_partitions, "created topic");
+        let log_config = topic::log_config(&self.config, &self.dynamic(), &spec.overrides);
+        let mut partitions = Vec::with_capacity(spec.partitions as usize);
+        for p in 0..spec.partitions {
+            let existing = current.as_ref().and_then(|t| t.partition(p)).cloned();
+            let entry = match (existing, spec.hosted.contains(&p)) {
+                (Some(partition), true) => {
+                    partition.set_config(log_config.clone());
+                    Some(partition)
+                }
+                (None, true) => {
+                    let tp = TopicPartition::new(&spec.name, p);
+                    let dir = self.config.data_dir.join(tp.dir_name());
+                    let (partition, _) =
+                        Partition::open(tp, &dir, log_config.clone(), true, self.local())?;
+                    Some(Arc::new(partition))
+                }
+                (Some(partition), false) => {
+                    remove_partition_dir(&partition, spec.id)?;
+                    None
+                }
+                (None, false) => None,
+            };
+            partitions.push(entry);
+        }
+        let topic = Arc::new(Topic {
+            name: spec.name.clone(),
+            id: spec.id,
+            partitions,
+            overrides: spec.overrides.clone(),
+        });
+        self.write_topics().insert(spec.name.clone(), topic.clone());
+        tracing::info!(topic = %spec.name, partitions = spec.partitions, hosted = ?spec.hosted, "topic applied");
         Ok(topic)
     }
 
     /// Deletes a topic: it leaves the catalog at once; its directories are renamed aside and
     /// removed. Requests still holding a partition finish against the unlinked files.
     pub fn delete(&self, name: &str) -> Result<Uuid, TopicError> {
-        if !self.config.delete_topic_enable {
-            return Err(TopicError::DeletionDisabled);
-        }
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");
         let topic = self.existing(name)?;
         let path = self.catalog_path(name);
         std::fs::remove_file(&path).map_err(storage_err(&path))?;
         self.write_topics().remove(name);
-        for p in &topic.partitions {
-            let dir = p.dir();
-            let aside = dir.with_file_name(format!(
-                "{}.{}-delete",
-                p.tp().dir_name(),
-                topic.id.simple()
-            ));
-            std::fs::rename(&dir, &aside).map_err(storage_err(&dir))?;
-            std::fs::remove_dir_all(&aside).map_err(storage_err(&aside))?;
+        for p in topic.local() {
+            remove_partition_dir(p, topic.id)?;
         }
         tracing::info!(topic = %name, "deleted topic");
         Ok(topic.id)
@@ -478,6 +421,15 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Renames a partition's directory aside, then removes it; a crash in between leaves a
+/// `-delete` directory that the next start removes.
+fn remove_partition_dir(p: &Partition, id: Uuid) -> Result<(), TopicError> {
+    let dir = p.dir();
+    let aside = dir.with_file_name(format!("{}.{}-delete", p.tp().dir_name(), id.simple()));
+    std::fs::rename(&dir, &aside).map_err(storage_err(&dir))?;
+    std::fs::remove_dir_all(&aside).map_err(storage_err(&aside))
+}
+
 fn remove_deleted_dirs(data_dir: &Path) -> Result<(), TopicError> {
     for entry in std::fs::read_dir(data_dir).map_err(storage_err(data_dir))? {
         let path = entry.map_err(storage_err(data_dir))?.path();
@@ -491,6 +443,7 @@ fn remove_deleted_dirs(data_dir: &Path) -> Result<(), TopicError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn manager(dir: &Path) -> TopicManager {
         let mut config = Config::load(None, Vec::new(), &[]).unwrap();
@@ -498,69 +451,74 @@ mod tests {
         TopicManager::open(Arc::new(config), true).unwrap()
     }
 
-    fn new(name: &str, partitions: i32) -> NewTopic {
-        NewTopic {
+    fn spec(name: &str, partitions: i32, hosted: &[i32]) -> TopicSpec {
+        TopicSpec {
             name: name.into(),
-            num_partitions: partitions,
-            replication_factor: 1,
+            id: Uuid::new_v4(),
+            partitions,
+            hosted: hosted.iter().copied().collect::<BTreeSet<i32>>(),
             overrides: Default::default(),
         }
     }
 
     #[test]
-    fn topics_survive_reopen_with_ids_and_configs() {
+    fn topics_survive_reopen_with_ids_configs_and_hosted_partitions() {
         let dir = tempfile::tempdir().unwrap();
         let m = manager(dir.path());
-        let mut t = new("orders", 3);
+        let mut t = spec("orders", 3, &[0, 2]);
         t.overrides.insert("retention.ms".into(), "1000".into());
-        let id = m.create(t).unwrap().id;
+        let id = m.apply(&t).unwrap().id;
         drop(m);
         let m = manager(dir.path());
         let t = m.get("orders").unwrap();
-        assert_eq!((t.id, t.partitions.len()), (id, 3));
+        assert_eq!((t.id, t.partition_count()), (id, 3));
+        assert!(t.partition(0).is_some() && t.partition(1).is_none() && t.partition(2).is_some());
         assert_eq!(
             t.overrides.get("retention.ms").map(String::as_str),
             Some("1000")
         );
         assert!(m.get_by_id(id).is_some());
+        assert_eq!(m.all_partitions().len(), 2);
     }
 
     #[test]
-    fn bad_requests_are_refused() {
+    fn apply_opens_new_replicas_removes_dropped_ones_and_replaces_old_incarnations() {
         let dir = tempfile::tempdir().unwrap();
         let m = manager(dir.path());
-        assert!(matches!(
-            m.create(new("bad name", 1)),
-            Err(TopicError::InvalidName { .. })
-        ));
-        assert!(matches!(
-            m.create(new("x", 0)),
-            Err(TopicError::InvalidPartitions(0))
-        ));
-        m.create(new("a.b", 1)).unwrap();
-        assert!(matches!(
-            m.create(new("a.b", 1)),
-            Err(TopicError::AlreadyExists(_))
-        ));
-        assert!(matches!(
-            m.create(new("a_b", 1)),
-            Err(TopicError::InvalidName { .. })
-        ));
-        let mut t = new("c", 1);
-        t.overrides.insert("retention.ms".into(), "x".into());
-        assert!(matches!(m.create(t), Err(TopicError::InvalidConfig(_))));
+        let mut t = spec("moving", 2, &[0]);
+        m.apply(&t).unwrap();
+        assert!(dir.path().join("moving-0").exists());
+        t.hosted = [1].into();
+        m.apply(&t).unwrap();
+        assert!(!dir.path().join("moving-0").exists());
+        assert!(dir.path().join("moving-1").exists());
+        let again = spec("moving", 2, &[1]);
+        let replaced = m.apply(&again).unwrap();
+        assert_eq!(replaced.id, again.id);
+        assert_eq!(m.list().len(), 1);
     }
 
     #[test]
     fn delete_removes_data_and_catalog_entry() {
         let dir = tempfile::tempdir().unwrap();
         let m = manager(dir.path());
-        m.create(new("gone", 2)).unwrap();
+        m.apply(&spec("gone", 2, &[0, 1])).unwrap();
         m.delete("gone").unwrap();
         assert!(m.get("gone").is_none());
         assert!(!dir.path().join("gone-0").exists());
         assert!(matches!(m.delete("gone"), Err(TopicError::Unknown(_))));
         drop(m);
         assert!(manager(dir.path()).get("gone").is_none());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(validate_name("orders.v1-x_y").is_ok());
+        for bad in ["", ".", "..", "bad name", &"x".repeat(250)] {
+            assert!(matches!(
+                validate_name(bad),
+                Err(TopicError::InvalidName { .. })
+            ));
+        }
     }
 }

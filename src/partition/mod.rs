@@ -6,6 +6,8 @@
 //! `flush_lock`, which makes concurrent waiters share one sync (group commit).
 
 pub mod manager;
+pub mod replicas;
+pub mod replication;
 mod txn;
 
 use crate::log::batch::{self, BatchHeader, Marker};
@@ -46,6 +48,30 @@ pub enum PartitionError {
     Sync {
         tp: TopicPartition,
         source: std::io::Error,
+    },
+    #[error("partition {tp}: this node is not its leader (leader {leader:?}, epoch {epoch})")]
+    NotLeader {
+        tp: TopicPartition,
+        leader: Option<u64>,
+        epoch: i32,
+    },
+    #[error("partition {tp}: the ISR has {isr} replicas, fewer than min.insync.replicas {min}")]
+    NotEnoughReplicas {
+        tp: TopicPartition,
+        isr: usize,
+        min: usize,
+    },
+    #[error("partition {tp}: appended, but the ISR shrank to {isr} replicas, fewer than min.insync.replicas {min}")]
+    NotEnoughReplicasAfterAppend {
+        tp: TopicPartition,
+        isr: usize,
+        min: usize,
+    },
+    #[error("partition {tp}: the ISR did not reach offset {offset} within {timeout_ms} ms")]
+    ReplicationTimeout {
+        tp: TopicPartition,
+        offset: i64,
+        timeout_ms: u64,
     },
 }
 
@@ -99,18 +125,25 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     high_watermark: AtomicI64,
     offline: AtomicBool,
+    /// Who leads, the ISR and the followers' progress (see `replicas`). Taken after `state`
+    /// when both are needed.
+    replicas: Mutex<replicas::ReplicaSet>,
+    /// Told of every high watermark change and every role change, for acks=-1 waiters.
+    hw_changed: tokio::sync::watch::Sender<()>,
     flush_lock: tokio::sync::Mutex<()>,
     /// Fetch requests waiting for new data; pruned of dropped waiters on registration.
     waiters: Mutex<Vec<Arc<Notify>>>,
 }
 
 impl Partition {
-    /// Opens the partition's log and rebuilds its producer state.
+    /// Opens the partition's log and rebuilds its producer state. `local` is this node's id; the
+    /// partition has no role until the metadata gives it one.
     pub fn open(
         tp: TopicPartition,
         dir: &Path,
         config: LogConfig,
         clean_shutdown: bool,
+        local: u64,
     ) -> Result<(Self, RecoveryReport), PartitionError> {
         let (log, report) =
             Log::open(dir, config, clean_shutdown).map_err(|source| PartitionError::Log {
@@ -119,12 +152,6 @@ impl Partition {
             })?;
         let mut log = log;
         let producers = load_producer_state(&mut log).map_err(|source| PartitionError::Log {
-            tp: tp.clone(),
-            source,
-        })?;
-        // This node leads the partition from the log end on, at its current epoch (Kafka's
-        // `makeLeader`), so OffsetForLeaderEpoch has an answer even for an empty log.
-        log.assign_epoch(0).map_err(|source| PartitionError::Log {
             tp: tp.clone(),
             source,
         })?;
@@ -139,6 +166,8 @@ impl Partition {
             leader_epoch: AtomicI32::new(0),
             high_watermark: AtomicI64::new(hw),
             offline: AtomicBool::new(false),
+            replicas: Mutex::new(replicas::ReplicaSet::new(local)),
+            hw_changed: tokio::sync::watch::Sender::new(()),
             flush_lock: tokio::sync::Mutex::new(()),
             waiters: Mutex::new(Vec::new()),
         };
@@ -211,6 +240,7 @@ impl Partition {
                 count,
             });
         }
+        self.check_leader()?;
         let header = BatchHeader::parse(records).expect("validated");
         let producer = ProducerBatch::from_header(&header);
         if let Some(p) = &producer {
@@ -255,9 +285,7 @@ impl Partition {
         st.unflushed_messages += info.last_offset - info.base_offset + 1;
         let log_start_offset = st.log.log_start_offset();
         drop(st);
-        // One replica: the high watermark is the log end.
-        self.high_watermark
-            .store(info.last_offset + 1, Ordering::Release);
+        self.advance_high_watermark();
         self.wake_fetchers();
         Ok(Appended {
             info,

@@ -4,6 +4,18 @@
 use super::*;
 use crate::log::batch::tests::make_batch;
 
+/// This node (1) leads the partition alone, as the metadata would say for a single node.
+fn lead_alone(p: &Partition) {
+    p.apply_assignment(&replication::Assignment {
+        leader: Some(1),
+        leader_epoch: 0,
+        partition_epoch: 0,
+        replicas: vec![1],
+        isr: vec![1],
+    })
+    .unwrap();
+}
+
 fn config() -> LogConfig {
     LogConfig::for_tests(1 << 20)
 }
@@ -21,7 +33,8 @@ fn txn_batch(count: i32, pid: i64, epoch: i16, seq: i32) -> Bytes {
 fn aborted_transactions_are_indexed_and_survive_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let tp = TopicPartition::new("t", 0);
-    let (p, _) = Partition::open(tp.clone(), dir.path(), config(), true).unwrap();
+    let (p, _) = Partition::open(tp.clone(), dir.path(), config(), true, 1).unwrap();
+    lead_alone(&p);
     p.append_as_leader(&Bytes::from(make_batch(0, 1, 1000, (-1, -1, -1))))
         .unwrap();
     p.append_as_leader(&txn_batch(2, 7, 0, 0)).unwrap();
@@ -42,7 +55,8 @@ fn aborted_transactions_are_indexed_and_survive_a_crash() {
     assert_eq!((aborted[0].first_offset, aborted[0].last_offset), (1, 4));
     // A crash: no checkpoint, no clean shutdown; the index is rebuilt by replay.
     drop(p);
-    let (p, _) = Partition::open(tp, dir.path(), config(), false).unwrap();
+    let (p, _) = Partition::open(tp, dir.path(), config(), false, 1).unwrap();
+    lead_alone(&p);
     assert_eq!(p.last_stable_offset(), 5);
     let r = p
         .read_isolated(0, 1 << 20, Isolation::ReadCommitted)

@@ -8,7 +8,6 @@ use crate::log::txn_index::AbortedTxn;
 use crate::log::LogError;
 use crate::model::now_ms;
 use crate::txn::producer_state::{CompletedTxn, ProducerView};
-use std::sync::atomic::Ordering;
 
 impl Partition {
     /// For a transactional batch: its producer and whether it already has a transaction here.
@@ -43,6 +42,7 @@ impl Partition {
                 tp: self.tp.clone(),
             });
         }
+        self.check_leader()?;
         let mut st = self.state();
         st.producers
             .check_marker(producer_id, epoch)
@@ -70,7 +70,7 @@ impl Partition {
         }
         st.unflushed_messages += 1;
         drop(st);
-        self.high_watermark.store(hw_after, Ordering::Release);
+        self.advance_high_watermark();
         self.wake_fetchers();
         Ok(hw_after)
     }

@@ -39,6 +39,12 @@ pub fn partition(e: &PartitionError) -> ResponseError {
         PartitionError::Offline { .. } | PartitionError::Sync { .. } => {
             ResponseError::KafkaStorageError
         }
+        PartitionError::NotLeader { .. } => ResponseError::NotLeaderOrFollower,
+        PartitionError::NotEnoughReplicas { .. } => ResponseError::NotEnoughReplicas,
+        PartitionError::NotEnoughReplicasAfterAppend { .. } => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        PartitionError::ReplicationTimeout { .. } => ResponseError::RequestTimedOut,
     }
 }
 
@@ -47,9 +53,10 @@ pub fn topic(e: &TopicError) -> ResponseError {
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
         TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
-        TopicError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        TopicError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        TopicError::InvalidReplicaAssignment => ResponseError::InvalidReplicaAssignment,
+        TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        TopicError::NotAvailable(_) => ResponseError::RequestTimedOut,
         TopicError::Unknown(_) => ResponseError::UnknownTopicOrPartition,
         TopicError::DeletionDisabled => ResponseError::TopicDeletionDisabled,
         TopicError::FewerPartitions { .. } | TopicError::SamePartitions(_) => {

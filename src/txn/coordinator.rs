@@ -19,10 +19,12 @@ use crate::log::batch::Marker;
 use crate::model::{now_ms, TopicPartition};
 use crate::partition::manager::TopicManager;
 use crate::partition::{Partition, PartitionError};
+use crate::replication::{LeadershipListener, Replication};
 use crate::txn::producer_id::ProducerIdManager;
 use crate::txn::producer_state::ProducerError;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 /// Kafka error codes the coordinator answers with (named as in Kafka's `Errors`).
 pub mod code {
@@ -30,6 +32,8 @@ pub mod code {
     pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
     pub const NOT_COORDINATOR: i16 = 16;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const REQUEST_TIMED_OUT: i16 = 7;
     pub const INVALID_PRODUCER_EPOCH: i16 = 47;
     pub const INVALID_TXN_STATE: i16 = 48;
     pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
@@ -50,18 +54,19 @@ pub struct TxnConfig {
     pub state_log_partitions: i32,
 }
 
-/// The coordinator's own epoch, written into markers. One node leads every state partition
-/// for ever, so it never changes.
-pub const COORDINATOR_EPOCH: i32 = 0;
+/// How long a marker may take to reach every in-sync replica of its partition.
+const MARKER_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct TxnCoordinator {
     config: TxnConfig,
-    /// The partitions of `__transaction_state`, by index; the topic is created on first use,
-    /// as Kafka does.
-    log: OnceLock<Vec<Arc<Partition>>>,
+    /// The partitions of `__transaction_state` this node leads and has loaded, by index; an id
+    /// whose partition is not here is coordinated elsewhere (NOT_COORDINATOR).
+    log: RwLock<Vec<Option<Arc<Partition>>>>,
     topics: Arc<TopicManager>,
     groups: Arc<GroupCoordinator>,
     producer_ids: Arc<ProducerIdManager>,
+    /// Where partition leaders are, for markers to partitions led by other nodes.
+    replication: Arc<Replication>,
     txns: Mutex<HashMap<String, TxnMetadata>>,
     /// Transactional id by producer id, for the produce path's verification (no scan).
     by_producer: Mutex<HashMap<i64, String>>,
@@ -69,29 +74,35 @@ pub struct TxnCoordinator {
 }
 
 impl TxnCoordinator {
-    /// A coordinator with every transactional id in the state log (if it exists) loaded.
-    pub fn open(
+    /// A coordinator that coordinates nothing until this node leads partitions of the state
+    /// log ([`TxnCoordinator::load_partition`]).
+    pub fn new(
         config: TxnConfig,
         topics: Arc<TopicManager>,
         groups: Arc<GroupCoordinator>,
         producer_ids: Arc<ProducerIdManager>,
-    ) -> Result<Self, PartitionError> {
-        let log = OnceLock::new();
-        if let Some(topic) = topics.get(store::TXN_TOPIC) {
-            let _ = log.set(topic.partitions.clone());
-        }
-        let coordinator = Self {
+        replication: Arc<Replication>,
+    ) -> Self {
+        let slots = config.state_log_partitions.max(1) as usize;
+        Self {
             config,
-            log,
+            log: RwLock::new(vec![None; slots]),
             topics,
             groups,
             producer_ids,
+            replication,
             txns: Mutex::new(HashMap::new()),
             by_producer: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
-        };
-        coordinator.load()?;
-        Ok(coordinator)
+        }
+    }
+
+    pub fn config(&self) -> &TxnConfig {
+        &self.config
+    }
+
+    pub(super) fn replication(&self) -> &Replication {
+        &self.replication
     }
 
     fn txns(&self) -> MutexGuard<'_, HashMap<String, TxnMetadata>> {
@@ -122,54 +133,99 @@ impl TxnCoordinator {
         lock.lock_owned().await
     }
 
-    /// The state log's partitions, creating the topic on first use.
-    pub fn state_log(&self) -> Result<&[Arc<Partition>], i16> {
-        if let Some(log) = self.log.get() {
-            return Ok(log);
-        }
-        let topic = self
-            .topics
-            .ensure_internal(store::TXN_TOPIC, self.config.state_log_partitions)
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot create the transaction state topic");
-                code::COORDINATOR_NOT_AVAILABLE
-            })?;
-        Ok(self.log.get_or_init(|| topic.partitions.clone()))
+    fn slots(&self) -> std::sync::RwLockReadGuard<'_, Vec<Option<Arc<Partition>>>> {
+        self.log.read().expect("state log partitions lock poisoned")
+    }
+
+    /// The state log partition of `id`.
+    pub fn partition_index(&self, id: &str) -> i32 {
+        partition_for(id, self.slots().len() as i32)
     }
 
     fn partition_of(&self, id: &str) -> Result<Arc<Partition>, i16> {
-        let log = self.state_log()?;
-        Ok(log[partition_for(id, log.len() as i32) as usize].clone())
+        let index = self.partition_index(id);
+        self.slots()[index as usize]
+            .clone()
+            .ok_or(code::NOT_COORDINATOR)
     }
 
-    /// Replays the state log: the last record of each transactional id wins.
-    fn load(&self) -> Result<(), PartitionError> {
-        let mut txns = self.txns();
-        for partition in self.log.get().into_iter().flatten() {
-            crate::group::store::for_each_record(partition, |r| {
-                let Some(id) = r.key.as_deref().and_then(store::decode_key) else {
-                    return;
-                };
-                match r.value.as_deref() {
-                    None => {
-                        txns.remove(&id);
-                    }
-                    Some(v) => match store::decode_value(&id, v) {
-                        Some(m) => {
-                            txns.insert(id, m);
-                        }
-                        None => {
-                            tracing::warn!(transactional_id = %id, "unreadable transaction state record skipped")
-                        }
-                    },
-                }
-            })?;
+    /// Whether this node coordinates `id`; `Err` carries NOT_COORDINATOR.
+    pub fn owns(&self, id: &str) -> Result<(), i16> {
+        self.partition_of(id).map(|_| ())
+    }
+
+    /// This node now leads state log partition `partition`: replays it (the last record of each
+    /// transactional id wins), then coordinates its ids. Transactions it finds prepared are
+    /// completed by the periodic clean-up ([`TxnCoordinator::abort_timed_out`]).
+    pub fn load_partition(&self, partition: &Arc<Partition>) -> Result<(), PartitionError> {
+        let index = partition.tp().partition;
+        let total = self.slots().len() as i32;
+        if index < 0 || index >= total {
+            return Ok(());
         }
-        for m in txns.values() {
+        let mut loaded: HashMap<String, TxnMetadata> = HashMap::new();
+        crate::group::store::for_each_record(partition, |r| {
+            let Some(id) = r.key.as_deref().and_then(store::decode_key) else {
+                return;
+            };
+            match r.value.as_deref() {
+                None => {
+                    loaded.remove(&id);
+                }
+                Some(v) => match store::decode_value(&id, v) {
+                    Some(m) => {
+                        loaded.insert(id, m);
+                    }
+                    None => {
+                        tracing::warn!(transactional_id = %id, "unreadable transaction state record skipped")
+                    }
+                },
+            }
+        })?;
+        let count = loaded.len();
+        let mut txns = self.txns();
+        txns.retain(|id, _| partition_for(id, total) != index);
+        for m in loaded.values() {
             self.index_producer(m);
         }
-        tracing::info!(transactions = txns.len(), "transaction coordinator loaded");
+        txns.extend(loaded);
+        self.log
+            .write()
+            .expect("state log partitions lock poisoned")[index as usize] = Some(partition.clone());
+        drop(txns);
+        tracing::info!(
+            partition = index,
+            transactions = count,
+            "transaction coordinator loaded a partition"
+        );
         Ok(())
+    }
+
+    /// This node no longer leads state log partition `index`: its ids are coordinated by the
+    /// new leader.
+    pub fn unload_partition(&self, index: i32) {
+        let total = self.slots().len() as i32;
+        let mut txns = self.txns();
+        if let Some(slot) = self
+            .log
+            .write()
+            .expect("state log partitions lock poisoned")
+            .get_mut(index as usize)
+        {
+            *slot = None;
+        }
+        let mut by_producer = self.by_producer.lock().expect("producer index poisoned");
+        txns.retain(|id, m| {
+            let keep = partition_for(id, total) != index;
+            if !keep {
+                by_producer.remove(&m.producer_id);
+            }
+            keep
+        });
+        tracing::info!(
+            partition = index,
+            "transaction coordinator unloaded a partition"
+        );
     }
 
     /// Writes `m` to the state log and waits until it is synced, then makes it current.
@@ -454,18 +510,25 @@ impl TxnCoordinator {
             _ => return Ok(()),
         };
         let partitions: Vec<TopicPartition> = m.partitions.iter().cloned().collect();
+        // Kafka's coordinator epoch: the leader epoch of the state log partition, so markers
+        // from a coordinator that lost its partition are recognisably older.
+        let coordinator_epoch = self.partition_of(&m.transactional_id)?.leader_epoch();
         let results = self
-            .write_markers(
+            .send_markers(
                 m.producer_id,
                 m.producer_epoch,
                 marker,
-                COORDINATOR_EPOCH,
+                coordinator_epoch,
                 &partitions,
             )
             .await;
         for (tp, c) in &results {
             match *c {
                 code::NONE | code::UNKNOWN_TOPIC_OR_PARTITION | code::INVALID_PRODUCER_EPOCH => {}
+                code::NOT_LEADER_OR_FOLLOWER | code::REQUEST_TIMED_OUT => {
+                    tracing::info!(partition = %tp, error = c, transactional_id = %m.transactional_id, "a marker could not be written yet; will retry");
+                    return Err(code::CONCURRENT_TRANSACTIONS);
+                }
                 other => {
                     tracing::error!(partition = %tp, error = other, transactional_id = %m.transactional_id, "writing a transaction marker failed");
                     return Err(code::CONCURRENT_TRANSACTIONS);
@@ -481,9 +544,11 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Writes one marker to each partition (WriteTxnMarkers), syncs them all, and lets the group
-    /// coordinator apply or drop transactional offsets in offsets partitions. One error per
-    /// partition: a marker from an epoch older than the producer's is INVALID_PRODUCER_EPOCH.
+    /// Writes one marker to each partition this node leads (WriteTxnMarkers), waits until every
+    /// in-sync replica has it and it is synced, and lets the group coordinator apply or drop
+    /// transactional offsets in offsets partitions. One error per partition: a marker from an
+    /// epoch older than the producer's is INVALID_PRODUCER_EPOCH; a partition led elsewhere is
+    /// NOT_LEADER_OR_FOLLOWER.
     pub async fn write_markers(
         &self,
         producer_id: i64,
@@ -509,12 +574,18 @@ impl TxnCoordinator {
                         );
                     }
                     results.push((tp.clone(), code::NONE));
-                    syncs.spawn(async move { (i, partition.flush_to(end).await) });
+                    syncs.spawn(async move {
+                        let replicated = partition.wait_for_isr(end, 1, MARKER_TIMEOUT).await;
+                        (i, replicated.and(partition.flush_to(end).await))
+                    });
                 }
                 Err(PartitionError::Producer {
                     source: ProducerError::InvalidEpoch { .. },
                     ..
                 }) => results.push((tp.clone(), code::INVALID_PRODUCER_EPOCH)),
+                Err(PartitionError::NotLeader { .. }) => {
+                    results.push((tp.clone(), code::NOT_LEADER_OR_FOLLOWER))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "writing a transaction marker failed");
                     results.push((tp.clone(), code::KAFKA_STORAGE_ERROR));
@@ -523,9 +594,14 @@ impl TxnCoordinator {
         }
         while let Some(joined) = syncs.join_next().await {
             if let Ok((i, Err(e))) = joined {
-                tracing::error!(error = %e, "syncing a transaction marker failed");
+                tracing::error!(error = %e, "replicating or syncing a transaction marker failed");
+                let c = match e {
+                    PartitionError::NotLeader { .. } => code::NOT_LEADER_OR_FOLLOWER,
+                    PartitionError::ReplicationTimeout { .. } => code::REQUEST_TIMED_OUT,
+                    _ => code::KAFKA_STORAGE_ERROR,
+                };
                 if let Some(r) = results.iter_mut().find(|(tp, _)| *tp == partitions[i]) {
-                    r.1 = code::KAFKA_STORAGE_ERROR;
+                    r.1 = c;
                 }
             }
         }
@@ -643,5 +719,21 @@ impl TxnCoordinator {
             .collect();
         out.sort_by(|a, b| a.transactional_id.cmp(&b.transactional_id));
         out
+    }
+}
+
+impl LeadershipListener for TxnCoordinator {
+    fn topic(&self) -> &str {
+        store::TXN_TOPIC
+    }
+
+    fn on_leadership(&self, partition: &Arc<Partition>, leader: bool) {
+        if leader {
+            if let Err(e) = self.load_partition(partition) {
+                tracing::error!(partition = %partition.tp(), error = %e, "loading transactions failed");
+            }
+        } else {
+            self.unload_partition(partition.tp().partition);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! the transaction coordinator with its state log.
 
 pub mod coordinator;
+mod markers;
 pub mod producer_id;
 pub mod producer_state;
 pub mod state;

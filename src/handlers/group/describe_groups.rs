@@ -25,6 +25,9 @@ pub async fn handle(
         .iter()
         .map(|id| {
             let described = DescribedGroup::default().with_group_id(id.clone());
+            if let Err(e) = broker.groups.owns(&id.0) {
+                return described.with_error_code(e);
+            }
             let Some(d) = broker.groups.describe(&id.0) else {
                 let mut dead = described.with_group_state(str_bytes("Dead"));
                 if version >= 6 {

@@ -42,6 +42,11 @@ pub async fn handle(
             .groups
             .iter()
             .map(|g| {
+                if let Err(e) = broker.groups.owns(&g.group_id.0) {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id.clone())
+                        .with_error_code(e);
+                }
                 let wanted = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.0.to_string(), t.partition_indexes.clone()))
@@ -52,6 +57,8 @@ pub async fn handle(
                 group_response(&g.group_id, fetched, unstable)
             })
             .collect();
+    } else if let Err(e) = broker.groups.owns(&request.group_id.0) {
+        response.error_code = e;
     } else {
         // v1 has no null topic list: it always names the partitions.
         let wanted = request.topics.as_ref().map(|ts| {

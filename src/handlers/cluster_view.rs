@@ -1,0 +1,49 @@
+//! What handlers tell clients about the cluster, read from the metadata image this node has
+//! applied: live nodes and their endpoints, partition leaders, and the controller.
+
+use crate::broker::Broker;
+use crate::cluster::image::{MetadataImage, PartitionImage};
+
+/// The nodes clients may use: registered and not fenced, by id.
+pub fn live_nodes(image: &MetadataImage) -> Vec<(i32, String, i32)> {
+    image
+        .nodes
+        .iter()
+        .filter(|(_, n)| !n.fenced)
+        .map(|(id, n)| (*id as i32, n.host.clone(), n.port as i32))
+        .collect()
+}
+
+/// A node's Kafka endpoint, fenced or not.
+pub fn endpoint(image: &MetadataImage, node: u64) -> Option<(String, i32)> {
+    image
+        .nodes
+        .get(&node)
+        .map(|n| (n.host.clone(), n.port as i32))
+}
+
+/// The node reported as controller: the quorum leader (every voter is also a broker), else
+/// this node.
+pub fn controller_id(broker: &Broker) -> i32 {
+    broker
+        .replication
+        .controller()
+        .leader()
+        .map_or(broker.node_id(), |id| id as i32)
+}
+
+/// A partition's replicas that are not live (fenced or unregistered): Kafka's offline replicas.
+pub fn offline_replicas(image: &MetadataImage, p: &PartitionImage) -> Vec<i32> {
+    p.replicas
+        .iter()
+        .filter(|id| image.nodes.get(id).is_none_or(|n| n.fenced))
+        .map(|id| *id as i32)
+        .collect()
+}
+
+pub fn ids(nodes: &[u64]) -> Vec<kafka_protocol::messages::BrokerId> {
+    nodes
+        .iter()
+        .map(|id| kafka_protocol::messages::BrokerId(*id as i32))
+        .collect()
+}
