@@ -1,4 +1,4 @@
-//! DescribeCluster: this node is the whole cluster and its controller.
+//! DescribeCluster: the live nodes of the metadata image, and the quorum leader as controller.
 
 use super::{cluster_operations, str_bytes, OPERATIONS_NOT_REQUESTED};
 use crate::broker::Broker;
@@ -21,7 +21,7 @@ pub async fn handle(
     let mut response = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.node_id()))
+        .with_controller_id(BrokerId(super::cluster_view::controller_id(&broker)))
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
             cluster_operations()
         } else {
@@ -34,10 +34,15 @@ pub async fn handle(
         ));
         return Reply::ready(ResponseKind::DescribeCluster(response));
     }
-    let (host, port) = broker.advertised();
-    response.brokers = vec![DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(broker.node_id()))
-        .with_host(str_bytes(host))
-        .with_port(port)];
+    let image = broker.image();
+    response.brokers = super::cluster_view::live_nodes(&image)
+        .into_iter()
+        .map(|(id, host, port)| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(port)
+        })
+        .collect();
     Reply::ready(ResponseKind::DescribeCluster(response))
 }
