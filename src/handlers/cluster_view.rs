@@ -47,3 +47,23 @@ pub fn ids(nodes: &[u64]) -> Vec<kafka_protocol::messages::BrokerId> {
         .map(|id| kafka_protocol::messages::BrokerId(*id as i32))
         .collect()
 }
+
+/// The partition a request must be served by its leader for: this node's replica when it leads
+/// it; NOT_LEADER_OR_FOLLOWER when the topic has the partition but this node does not lead it;
+/// UNKNOWN_TOPIC_OR_PARTITION when there is no such partition.
+pub fn led_partition(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Result<std::sync::Arc<crate::partition::Partition>, kafka_protocol::ResponseError> {
+    use kafka_protocol::ResponseError;
+    let exists = broker
+        .image()
+        .topic(topic)
+        .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len());
+    match broker.topics.partition(topic, partition) {
+        Some(p) if p.role() == crate::partition::replicas::Role::Leader => Ok(p),
+        _ if exists => Err(ResponseError::NotLeaderOrFollower),
+        _ => Err(ResponseError::UnknownTopicOrPartition),
+    }
+}

@@ -2,13 +2,13 @@
 //! records below it are gone for readers at once, and whole segments below it are deleted.
 
 use crate::broker::Broker;
+use crate::handlers::cluster_view::led_partition;
 use crate::protocol::errors;
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, ResponseKind};
-use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 pub async fn handle(
@@ -27,9 +27,9 @@ pub async fn handle(
                     let r = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = broker.topics.partition(&t.name.0, p.partition_index)
-                    else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match led_partition(&broker, &t.name.0, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(e) => return r.with_error_code(e.code()),
                     };
                     match partition.delete_records(p.offset) {
                         Ok(low) => {

@@ -44,6 +44,8 @@ struct Plan {
     wanted: Vec<Wanted>,
     max_bytes: usize,
     read_committed: bool,
+    /// Each topic's partition count (0 when unknown), by topic index.
+    partition_counts: Vec<i32>,
     /// The follower fetching, for a replica's fetch.
     replica: Option<u64>,
 }
@@ -110,6 +112,7 @@ fn resolve(
         wanted: Vec::new(),
         max_bytes: max_bytes.max(0) as usize,
         read_committed: isolation_level == READ_COMMITTED,
+        partition_counts: Vec::new(),
         replica: None,
     };
     for (i, t) in topics.into_iter().enumerate() {
@@ -137,6 +140,8 @@ fn resolve(
             });
         }
         plan.topics.push((t.topic, t.topic_id, missing));
+        plan.partition_counts
+            .push(topic.as_ref().map_or(0, |t| t.partition_count()));
     }
     plan
 }
@@ -229,9 +234,13 @@ fn read_partition(
             .with_records(Some(Default::default()))
     };
     let Some(p) = &w.found else {
-        let code = plan.topics[w.topic]
-            .2
-            .unwrap_or(ResponseError::UnknownTopicOrPartition);
+        let code = match plan.topics[w.topic].2 {
+            Some(missing) => missing,
+            None if w.partition >= 0 && w.partition < plan.partition_counts[w.topic] => {
+                ResponseError::NotLeaderOrFollower
+            }
+            None => ResponseError::UnknownTopicOrPartition,
+        };
         return error(code);
     };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch() {
@@ -308,7 +317,8 @@ fn read_for_follower(
     let fail = |e: &PartitionError| {
         data.clone()
             .with_error_code(errors::partition(e).code())
-            .with_high_watermark(-1)
+            .with_high_watermark(p.high_watermark())
+            .with_log_start_offset(p.log_start_offset())
             .with_records(Some(Default::default()))
     };
     if !p.is_replica(replica) {

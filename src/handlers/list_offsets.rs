@@ -2,6 +2,7 @@
 //! max timestamp, and the first offset at or after a timestamp (through the time index).
 
 use crate::broker::Broker;
+use crate::handlers::cluster_view::led_partition;
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -46,9 +47,9 @@ pub async fn handle(
                     if duplicated.contains(&p.partition_index) {
                         return r.with_error_code(ResponseError::InvalidRequest.code());
                     }
-                    let Some(partition) = broker.topics.partition(&t.name.0, p.partition_index)
-                    else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match led_partition(&broker, &t.name.0, p.partition_index) {
+                        Ok(partition) => partition,
+                        Err(e) => return r.with_error_code(e.code()),
                     };
                     let epoch = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != epoch {

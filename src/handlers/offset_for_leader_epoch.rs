@@ -4,6 +4,7 @@
 //! epoch later than any known is undefined (-1, -1).
 
 use crate::broker::Broker;
+use crate::handlers::cluster_view::led_partition;
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -31,8 +32,9 @@ pub async fn handle(
                         .with_partition(p.partition)
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
-                    let Some(partition) = broker.topics.partition(&t.topic.0, p.partition) else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match led_partition(&broker, &t.topic.0, p.partition) {
+                        Ok(partition) => partition,
+                        Err(e) => return r.with_error_code(e.code()),
                     };
                     let current = partition.leader_epoch();
                     if p.current_leader_epoch >= 0 && p.current_leader_epoch != current {

@@ -82,6 +82,30 @@ impl Log {
         self.checkpoint()
     }
 
+    /// A follower whose whole log lies below the leader's log start (retention or DeleteRecords
+    /// removed what it would fetch next): everything goes and the log restarts, empty, at
+    /// `offset` (Kafka's `truncateFullyAndStartAt`).
+    pub fn reset_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let doomed: Vec<i64> = self.segments.keys().copied().collect();
+        self.new_segment(offset)?;
+        for base in doomed.into_iter().filter(|b| *b != offset) {
+            let seg = self.segments.remove(&base).expect("listed above");
+            let path = seg.log_path().to_path_buf();
+            seg.delete().map_err(io_err(&path))?;
+        }
+        self.log_start_offset = offset;
+        self.log_end_offset = offset;
+        self.recovery_point = offset;
+        self.cleaner_checkpoint = offset;
+        self.epochs
+            .truncate_from_start(offset)
+            .map_err(io_err(&self.dir))?;
+        self.epochs
+            .truncate_from_end(offset)
+            .map_err(io_err(&self.dir))?;
+        self.checkpoint()
+    }
+
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` and where it ends.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset)

@@ -73,8 +73,14 @@ impl Partition {
             Some(l) => Role::Follower { leader: l },
             None => Role::Leaderless,
         };
-        let before = self.replica_set().role;
+        let (before, partition_epoch) = {
+            let set = self.replica_set();
+            (set.role, set.partition_epoch)
+        };
         let epoch_changed = a.leader_epoch != self.leader_epoch();
+        if role == before && !epoch_changed && a.partition_epoch == partition_epoch {
+            return Ok(Transition::Unchanged);
+        }
         let now = Instant::now();
         let mut new_leadership = None;
         if role == Role::Leader && (before != Role::Leader || epoch_changed) {
@@ -227,6 +233,33 @@ impl Partition {
         drop(st);
         self.high_watermark.fetch_min(end, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// As follower: the leader's log start moved past this log's end (what this log would
+    /// fetch next is gone there): this log restarts empty at `offset`.
+    pub fn reset_to(&self, offset: i64) -> Result<(), PartitionError> {
+        let mut st = self.state();
+        tracing::warn!(partition = %self.tp, from = st.log.log_end_offset(), to = offset, "the leader no longer has this log's next records; starting over at its log start");
+        st.log.reset_to(offset).map_err(|e| self.log_err(e))?;
+        st.producers = Default::default();
+        let snapshot = st.log.dir().join(PRODUCER_SNAPSHOT);
+        let _ = std::fs::remove_file(snapshot);
+        drop(st);
+        self.high_watermark.store(offset, Ordering::Release);
+        Ok(())
+    }
+
+    /// As follower: follows the leader's log start (retention, DeleteRecords) up to this log's
+    /// end.
+    pub fn follow_log_start(&self, leader_start: i64) -> Result<(), PartitionError> {
+        let mut st = self.state();
+        let target = leader_start.min(st.log.log_end_offset());
+        if target <= st.log.log_start_offset() {
+            return Ok(());
+        }
+        st.log
+            .advance_log_start(target)
+            .map_err(|e| self.log_err(e))
     }
 
     /// The last leader epoch of this log's last batch, for a follower's fetch (KIP-320).

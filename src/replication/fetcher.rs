@@ -288,6 +288,17 @@ impl FetchTask {
     /// Applies one partition's answer. Ok(true): records were appended.
     fn handle(&self, f: &Followed, data: &PartitionData) -> Result<bool, ()> {
         let p = &f.partition;
+        if data.error_code == ResponseError::OffsetOutOfRange.code()
+            && data.log_start_offset > p.log_end_offset()
+        {
+            return match p.reset_to(data.log_start_offset) {
+                Ok(()) => Ok(false),
+                Err(e) => {
+                    tracing::error!(partition = %p.tp(), error = %e, "starting over failed");
+                    Err(())
+                }
+            };
+        }
         if data.error_code != 0 {
             let error = ResponseError::try_from_code(data.error_code);
             tracing::info!(partition = %p.tp(), leader = self.leader, error = ?error, "leader refused the fetch; waiting for new metadata");
@@ -310,6 +321,9 @@ impl FetchTask {
         if let Err(e) = p.append_as_follower(&records[..whole], data.high_watermark) {
             tracing::error!(partition = %p.tp(), error = %e, "appending fetched records failed");
             return Err(());
+        }
+        if let Err(e) = p.follow_log_start(data.log_start_offset) {
+            tracing::error!(partition = %p.tp(), error = %e, "following the leader's log start failed");
         }
         Ok(whole > 0)
     }

@@ -229,23 +229,40 @@ impl TxnCoordinator {
     }
 
     /// Writes `m` to the state log and waits until it is synced, then makes it current.
+    /// The state log is written as acks=-1 (Kafka's coordinator does the same): the record
+    /// counts once every in-sync replica has it, with at least the state topic's
+    /// `min.insync.replicas` of them, and this node's copy is synced.
     async fn persist(&self, m: TxnMetadata) -> Result<(), i16> {
         let partition = self.partition_of(&m.transactional_id)?;
+        let min_isr = self
+            .topics
+            .get(store::TXN_TOPIC)
+            .and_then(|t| self.topics.effective(&t, "min.insync.replicas"))
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(1);
+        let failed = |what: &str, e: PartitionError| {
+            tracing::warn!(error = %e, "{what} transaction state failed");
+            code::NOT_COORDINATOR
+        };
+        partition
+            .check_min_isr(min_isr)
+            .map_err(|e| failed("replicating", e))?;
         let batch = crate::group::store::batch(
             &[(store::key(&m.transactional_id), Some(store::value(&m)))],
             now_ms(),
         );
-        let appended = partition.append_as_leader(&batch).map_err(|e| {
-            tracing::error!(error = %e, "writing transaction state failed");
-            code::NOT_COORDINATOR
-        })?;
+        let appended = partition
+            .append_as_leader(&batch)
+            .map_err(|e| failed("writing", e))?;
+        let end = appended.info.last_offset + 1;
         partition
-            .flush_to(appended.info.last_offset + 1)
+            .wait_for_isr(end, min_isr, MARKER_TIMEOUT)
             .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "syncing transaction state failed");
-                code::NOT_COORDINATOR
-            })?;
+            .map_err(|e| failed("replicating", e))?;
+        partition
+            .flush_to(end)
+            .await
+            .map_err(|e| failed("syncing", e))?;
         self.index_producer(&m);
         self.txns().insert(m.transactional_id.clone(), m);
         Ok(())

@@ -20,23 +20,33 @@ use crate::protocol::routes::{BoxFuture, Reply};
 use kafka_protocol::messages::ResponseKind;
 use std::sync::Arc;
 
+/// How long committed offsets may take to reach the ISR of their offsets partition.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Answers an offset commit (`errors`: one code per partition, in request order) once its
-/// records are synced when `flush_mode` is durable; if the sync fails, every partition that
-/// succeeded answers NOT_COORDINATOR instead.
+/// records are on every in-sync replica of the offsets partition (Kafka writes them with
+/// acks=-1) and, when `flush_mode` is durable, synced here; if either fails, every partition
+/// that succeeded answers NOT_COORDINATOR instead (the client finds the coordinator again and
+/// retries).
 pub fn after_sync(
     broker: &Broker,
     durable: Option<(Arc<Partition>, i64)>,
     errors: Vec<i16>,
     respond: impl FnOnce(Vec<i16>) -> ResponseKind + Send + 'static,
 ) -> Reply {
-    let durable = durable.filter(|_| broker.config.flush_mode == FlushMode::Durable);
     let Some((partition, offset)) = durable else {
         return Reply::ready(respond(errors));
     };
+    let sync = broker.config.flush_mode == FlushMode::Durable;
     Reply::Deferred(Box::pin(async move {
         let mut errors = errors;
-        if let Err(e) = partition.flush_to(offset).await {
-            tracing::error!(error = %e, "syncing committed offsets failed");
+        let replicated = partition.wait_for_isr(offset, 1, COMMIT_TIMEOUT).await;
+        let done = match replicated {
+            Ok(()) if sync => partition.flush_to(offset).await,
+            other => other,
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "committed offsets not replicated or synced");
             for e in errors.iter_mut().filter(|e| **e == code::NONE) {
                 *e = code::NOT_COORDINATOR;
             }

@@ -2,6 +2,7 @@
 //! the first offset of their open transaction (how operators find a hanging transaction).
 
 use crate::broker::Broker;
+use crate::handlers::cluster_view::led_partition;
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
@@ -9,7 +10,6 @@ use kafka_protocol::messages::describe_producers_response::{
 use kafka_protocol::messages::{
     DescribeProducersRequest, DescribeProducersResponse, ProducerId, ResponseKind,
 };
-use kafka_protocol::ResponseError;
 use std::sync::Arc;
 
 pub async fn handle(
@@ -26,8 +26,9 @@ pub async fn handle(
                 .iter()
                 .map(|p| {
                     let r = PartitionResponse::default().with_partition_index(*p);
-                    let Some(partition) = broker.topics.partition(&t.name.0, *p) else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match led_partition(&broker, &t.name.0, *p) {
+                        Ok(partition) => partition,
+                        Err(e) => return r.with_error_code(e.code()),
                     };
                     let producers = partition
                         .producers()
