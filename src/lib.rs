@@ -14,11 +14,18 @@
 //! - [`txn`]: per-partition producer state (idempotence, open transactions, the last stable
 //!   offset), producer id allocation, and the transaction coordinator (`__transaction_state`,
 //!   markers, timeouts). The coordinator calls partitions and the group coordinator.
-//! - [`partition`]: partitions as leader (append with producer checks, transaction markers,
-//!   read up to the high watermark or last stable offset, group-committed fsync, fetch
-//!   wake-ups) and the topic catalog (`TopicManager`).
+//! - [`replication`]: the metadata image made real on this node: the reconciler opens and
+//!   removes local partitions and gives each its role (leader, follower) and epoch; follower
+//!   fetchers; ISR changes proposed by leaders; topic administration through the quorum
+//!   (`replication::admin`).
+//! - [`partition`]: partitions: append as leader (producer checks, transaction markers) or as
+//!   follower, truncation, follower progress, ISR and high watermark, reads up to the high
+//!   watermark or last stable offset, acks=-1 waits, group-committed fsync, fetch wake-ups; and
+//!   the local topic catalog (`TopicManager`).
 //! - [`cluster`]: the cluster metadata quorum on openraft: the replicated log of metadata
-//!   commands, the metadata image every node applies, the controller RPC. Not wired in yet.
+//!   commands, the metadata image every node applies (with the election rules), node
+//!   registration, heartbeats and fencing, the controller RPC.
+//! - [`net`]: outgoing connections between nodes.
 //! - [`log`]: segments (`.log`, `.index`, `.timeindex`, `.txnindex`), the v2 batch header,
 //!   recovery, retention. Knows nothing about the wire protocol.
 //! - [`model`]: small shared types.
@@ -31,8 +38,13 @@
 //!
 //! The produce path: `server::session` reads a frame → `protocol::codec::decode` →
 //! `handlers::produce` → `partition::Partition::append_as_leader` → `log::Log::append` →
-//! `log::segment::Segment::append`; acks=-1 in durable mode then awaits
-//! `Partition::flush_to` before the session writes the response.
+//! `log::segment::Segment::append`; acks=-1 then awaits `Partition::wait_for_isr` (followers'
+//! fetches, `handlers::fetch` with a replica id, move the high watermark) and, in durable mode,
+//! `Partition::flush_to`, before the session writes the response.
+//!
+//! The metadata path: a handler (CreateTopics, say) → `replication::admin` →
+//! `cluster::Controller::propose` → Raft → every node's `cluster::image` → `replication`'s
+//! reconciler → `partition::manager::TopicManager::apply` and `Partition::apply_assignment`.
 
 pub mod broker;
 pub mod cli;
