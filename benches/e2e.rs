@@ -1,9 +1,11 @@
-//! End-to-end produce benchmark through librdkafka: a real spool process (release build) on
+//! End-to-end produce benchmark through librdkafka: real spool processes (release build) on
 //! loopback, 1 KiB records, one topic with 6 partitions.
 //!
-//! Scenarios: acks=1 and acks=all (durable mode) at full speed, and acks=1 / acks=all paced at
-//! 50 MB/s for latency. Reports MB/s, produce latency p50/p99 (send to delivery report), and
-//! broker CPU seconds per GB produced. Client and broker share the machine.
+//! Scenarios: one node at acks=1 and acks=all (durable mode) at full speed, and acks=1 /
+//! acks=all paced at 50 MB/s for latency; then a 3-node cluster (127.0.0.2-4, replication
+//! factor 3, min.insync.replicas 2) at acks=all, full speed and paced. Reports MB/s, produce
+//! latency p50/p99 (send to delivery report), and the CPU seconds per GB produced of all the
+//! nodes together. Clients and nodes share the machine.
 //!
 //! `cargo bench --bench e2e` (SPOOL_BENCH_SECS sets seconds per scenario, default 8).
 
@@ -45,67 +47,152 @@ impl ProducerContext for Latencies {
     }
 }
 
+/// One spool node, or a cluster of them.
 struct Broker {
-    child: Child,
+    children: Vec<Child>,
+    /// The bootstrap list.
     addr: String,
+    replication_factor: i32,
     _dir: tempfile::TempDir,
+}
+
+/// Starts one node; returns it and the address it serves on.
+fn spawn(dir: &std::path::Path, listen: &str, args: &[String]) -> (Child, String) {
+    let ready = dir.join("ready");
+    let child = Command::new(env!("CARGO_BIN_EXE_spool"))
+        .args(["serve", "--listeners", listen])
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn spool");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let addr = loop {
+        if let Ok(s) = std::fs::read_to_string(&ready) {
+            if !s.trim().is_empty() {
+                break s.trim().to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "spool did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (child, addr)
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port(ip: &str) -> u16 {
+    std::net::TcpListener::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Broker {
     fn start(flush_mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let ready = dir.path().join("ready");
-        let child = Command::new(env!("CARGO_BIN_EXE_spool"))
-            .args([
-                "serve",
-                "--listeners",
-                "127.0.0.1:0",
-                "--set",
-                &format!("flush_mode={flush_mode}"),
-            ])
-            .arg("--data-dir")
-            .arg(dir.path().join("data"))
-            .arg("--ready-file")
-            .arg(&ready)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn spool");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let addr = loop {
-            if let Ok(s) = std::fs::read_to_string(&ready) {
-                if !s.trim().is_empty() {
-                    break s.trim().to_string();
-                }
-            }
-            assert!(Instant::now() < deadline, "spool did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let args = ["--set".to_string(), format!("flush_mode={flush_mode}")];
+        let (child, addr) = spawn(dir.path(), "127.0.0.1:0", &args);
         Broker {
-            child,
+            children: vec![child],
             addr,
+            replication_factor: 1,
             _dir: dir,
         }
     }
 
-    /// User + system CPU seconds used by the broker so far.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
+    /// Three nodes on 127.0.0.2-4, every one a quorum voter; waits until all serve metadata.
+    fn start_cluster(flush_mode: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<(u64, String, u16, u16)> = (2..=4)
+            .map(|id| {
+                let ip = format!("127.0.0.{id}");
+                let (k, c) = (free_port(&ip), free_port(&ip));
+                (id, ip, k, c)
+            })
             .collect();
-        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+        let voters: Vec<String> = nodes
+            .iter()
+            .map(|(id, ip, _, c)| format!("{id}@{ip}:{c}"))
+            .collect();
+        let mut children = Vec::new();
+        let mut addrs = Vec::new();
+        for (id, ip, k, c) in &nodes {
+            let node_dir = dir.path().join(format!("node-{id}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let settings = [
+                format!("flush_mode={flush_mode}"),
+                format!("node_id={id}"),
+                "cluster_id=c3Bvb2wtYmVuY2gtY2x1c3Q".to_string(),
+                format!("controller_listener={ip}:{c}"),
+                format!("controller_quorum_voters={}", voters.join(",")),
+                "min_insync_replicas=2".to_string(),
+            ];
+            let args: Vec<String> = settings
+                .iter()
+                .flat_map(|s| ["--set".to_string(), s.clone()])
+                .collect();
+            let (child, addr) = spawn(&node_dir, &format!("{ip}:{k}"), &args);
+            children.push(child);
+            addrs.push(addr);
+        }
+        let broker = Broker {
+            children,
+            addr: addrs.join(","),
+            replication_factor: 3,
+            _dir: dir,
+        };
+        broker.wait_for_brokers(3);
+        broker
     }
+
+    fn wait_for_brokers(&self, count: usize) {
+        let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.addr)
+            .create()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            use rdkafka::consumer::Consumer;
+            let n = consumer
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map_or(0, |m| m.brokers().len());
+            if n >= count {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the cluster did not form");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// User + system CPU seconds used by the nodes so far.
+    fn cpu_seconds(&self) -> f64 {
+        self.children.iter().map(|c| cpu_seconds(c.id())).sum()
+    }
+}
+
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
 }
 
 impl Drop for Broker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
 
@@ -195,7 +282,7 @@ fn run(broker: &Broker, topic: &str, acks: &str, seconds: u64, rate_mb_s: Option
     }
 }
 
-fn create_topic(addr: &str, topic: &str) {
+fn create_topic(addr: &str, topic: &str, replication_factor: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     let admin: AdminClient<rdkafka::client::DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", addr)
@@ -207,7 +294,11 @@ fn create_topic(addr: &str, topic: &str) {
         .unwrap();
     let created = rt
         .block_on(admin.create_topics(
-            &[NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1))],
+            &[NewTopic::new(
+                topic,
+                PARTITIONS,
+                TopicReplication::Fixed(replication_factor),
+            )],
             &AdminOptions::new(),
         ))
         .unwrap();
@@ -228,21 +319,42 @@ fn main() {
         "{:<34} {:>9} {:>9} {:>9} {:>12} {:>7}",
         "scenario", "MB/s", "p50 ms", "p99 ms", "CPU s/GB", "failed"
     );
-    let scenarios: [(&str, &str, &str, Option<f64>); 4] = [
-        ("acks=1, full speed", "1", "durable", None),
-        ("acks=all durable, full speed", "all", "durable", None),
-        ("acks=1, paced 50 MB/s", "1", "durable", Some(50.0)),
+    // (name, acks, flush mode, pace, nodes)
+    let scenarios: [(&str, &str, &str, Option<f64>, usize); 7] = [
+        ("acks=1, full speed", "1", "durable", None, 1),
+        ("acks=all durable, full speed", "all", "durable", None, 1),
+        ("acks=1, paced 50 MB/s", "1", "durable", Some(50.0), 1),
         (
             "acks=all durable, paced 50 MB/s",
             "all",
             "durable",
             Some(50.0),
+            1,
+        ),
+        ("3 nodes acks=all durable, full", "all", "durable", None, 3),
+        (
+            "3 nodes acks=all durable, 50 MB/s",
+            "all",
+            "durable",
+            Some(50.0),
+            3,
+        ),
+        (
+            "3 nodes acks=all interval, full",
+            "all",
+            "interval",
+            None,
+            3,
         ),
     ];
-    for (i, (name, acks, mode, rate)) in scenarios.into_iter().enumerate() {
-        let broker = Broker::start(mode);
+    for (i, (name, acks, mode, rate, nodes)) in scenarios.into_iter().enumerate() {
+        let broker = if nodes == 1 {
+            Broker::start(mode)
+        } else {
+            Broker::start_cluster(mode)
+        };
         let topic = format!("bench-{i}");
-        create_topic(&broker.addr, &topic);
+        create_topic(&broker.addr, &topic, broker.replication_factor);
         let o = run(&broker, &topic, acks, seconds, rate);
         println!(
             "{name:<34} {:>9.1} {:>9.2} {:>9.2} {:>12.2} {:>7}",
