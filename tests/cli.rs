@@ -455,3 +455,60 @@ fn alter_config_sets_and_removes_topic_overrides() {
         "one change is required: {err}"
     );
 }
+
+#[test]
+fn reassign_reports_refusals_by_name_and_lists_nothing_when_idle() {
+    let (_dir, spool) = broker(&[]);
+    let addr = spool.addr.as_str();
+    topic("create", addr, &["--topic", "moves", "--partitions", "1"]).ok();
+    let reassign = |extra: &[&str]| {
+        let mut args = vec!["--topic", "moves", "--partition", "0"];
+        args.extend_from_slice(extra);
+        topic("reassign", addr, &args)
+    };
+
+    // Already on node 1 and in sync: the reassignment completes at once.
+    let done = reassign(&["--replicas", "1", "--output", "json"]).ok();
+    assert_eq!(
+        done.json(),
+        serde_json::json!({"topic": "moves", "partition": 0, "replicas": [1], "cancelled": false})
+    );
+    assert_eq!(
+        topic("reassignments", addr, &["--output", "json"])
+            .ok()
+            .json(),
+        serde_json::json!([])
+    );
+    let idle = topic("reassignments", addr, &[]).ok();
+    assert_eq!(
+        idle.stdout,
+        "TOPIC  PARTITION  REPLICAS  ADDING  REMOVING\n"
+    );
+
+    let cancel = reassign(&["--cancel"]).failed();
+    assert!(
+        cancel
+            .starts_with("spool: cancelling the reassignment of moves-0: NoReassignmentInProgress"),
+        "{cancel}"
+    );
+    let unknown_node = reassign(&["--replicas", "1,7"]).failed();
+    assert!(
+        unknown_node.contains("InvalidReplicaAssignment") && unknown_node.contains("node 7"),
+        "{unknown_node}"
+    );
+    let unknown_topic = topic(
+        "reassign",
+        addr,
+        &["--topic", "nope", "--partition", "0", "--replicas", "1"],
+    )
+    .failed();
+    assert!(
+        unknown_topic.contains("UnknownTopicOrPartition"),
+        "{unknown_topic}"
+    );
+    // Exactly one of --replicas and --cancel.
+    let both = reassign(&["--replicas", "1", "--cancel"]).failed();
+    assert!(both.contains("cannot be used with"), "{both}");
+    let neither = reassign(&[]).failed();
+    assert!(neither.contains("required"), "{neither}");
+}

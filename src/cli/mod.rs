@@ -1,6 +1,7 @@
 //! The `spool` command line: `serve` runs the broker; `produce`, `consume`, `topic` and
 //! `group` are console tools, Kafka clients built on librdkafka (through the rdkafka crate);
-//! `txn` speaks the transaction admin APIs librdkafka lacks through a small protocol client.
+//! `txn` and `topic reassign` speak the admin APIs librdkafka lacks through a small protocol
+//! client.
 //!
 //! Each client command's `run` returns `anyhow::Result` and is the only place errors are
 //! gathered; each module below has its own error enum naming the topic, group or broker.
@@ -15,6 +16,7 @@ mod consume;
 mod group;
 mod line_reader;
 mod produce;
+mod reassign;
 mod record_format;
 mod reset_offsets;
 pub mod serve;
@@ -45,7 +47,7 @@ enum Command {
     Produce(produce::ProduceArgs),
     /// Print a topic's records.
     Consume(consume::ConsumeArgs),
-    /// Create, list, describe, delete topics and alter their configs.
+    /// Create, list, describe, delete topics, alter their configs, reassign their replicas.
     #[command(subcommand)]
     Topic(topic::TopicCommand),
     /// List, describe, delete consumer groups and reset their offsets.

@@ -1,9 +1,10 @@
 //! `spool topic create|list|describe|delete|alter-config`: topic administration through
 //! librdkafka's admin API (CreateTopics, DeleteTopics, Metadata, DescribeConfigs and
-//! IncrementalAlterConfigs).
+//! IncrementalAlterConfigs); `reassign` and `reassignments` are in [`super::reassign`].
 
 use super::alter_config::{self, ConfigOp};
 use super::client::{self, AdminArgs, ClientError, Output};
+use super::reassign;
 use clap::{ArgGroup, Args, Subcommand};
 use rdkafka::admin::{ConfigSource, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
@@ -24,6 +25,11 @@ pub enum TopicCommand {
     Delete(DeleteArgs),
     /// Set or remove per-topic configs (IncrementalAlterConfigs).
     AlterConfig(AlterConfigArgs),
+    /// Move a partition's replicas to other nodes, or cancel such a move
+    /// (AlterPartitionReassignments).
+    Reassign(reassign::ReassignArgs),
+    /// List the reassignments in progress (ListPartitionReassignments).
+    Reassignments(reassign::ReassignmentsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -116,6 +122,8 @@ pub enum TopicError {
     Exists(String),
     #[error(transparent)]
     AlterConfig(#[from] alter_config::AlterConfigError),
+    #[error(transparent)]
+    Reassign(#[from] reassign::ReassignError),
 }
 
 pub fn run(command: TopicCommand) -> anyhow::Result<()> {
@@ -125,6 +133,8 @@ pub fn run(command: TopicCommand) -> anyhow::Result<()> {
         TopicCommand::Describe(a) => describe(&a)?,
         TopicCommand::Delete(a) => delete(&a)?,
         TopicCommand::AlterConfig(a) => alter(&a)?,
+        TopicCommand::Reassign(a) => reassign::reassign(&a)?,
+        TopicCommand::Reassignments(a) => reassign::list(&a)?,
     }
     Ok(())
 }

@@ -93,6 +93,11 @@ pub enum MetadataCommand {
         topic: String,
         partition: i32,
         target: Option<Vec<u64>>,
+        /// Refuse a target whose size differs from the original replica count (Kafka's
+        /// `allow_replication_factor_change = false`, KIP-860). Checked where the command is
+        /// applied, so it holds against concurrent reassignments. Absent in older entries.
+        #[serde(default)]
+        keep_replication_factor: bool,
     },
 }
 
@@ -190,4 +195,13 @@ pub enum Rejection {
     PreferredLeaderNotAvailable { topic: String, partition: i32 },
     #[error("partition {topic}-{partition}: no reassignment is in progress")]
     NoReassignmentInProgress { topic: String, partition: i32 },
+    #[error(
+        "partition {topic}-{partition}: the replication factor would change from {from} to {to}"
+    )]
+    ReplicationFactorChange {
+        topic: String,
+        partition: i32,
+        from: usize,
+        to: usize,
+    },
 }

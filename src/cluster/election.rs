@@ -253,18 +253,30 @@ impl MetadataImage {
     }
 
     /// Starts, replaces or cancels (`target` is `None`) a reassignment, as Kafka's
-    /// `AlterPartitionReassignments`. The partition epoch moves once.
+    /// `AlterPartitionReassignments`. With `keep_replication_factor`, a target whose size is not
+    /// the original replica count is refused (Kafka's `validatePartitionReplicationFactorUnchanged`).
+    /// The partition epoch moves once.
     pub(super) fn reassign(
         &mut self,
         topic: &str,
         partition: i32,
         target: Option<&[u64]>,
+        keep_replication_factor: bool,
     ) -> Result<(), Rejection> {
         let current = self.partition_or_reject(topic, partition)?;
         let mut record = current.clone();
         match target {
             Some(target) => {
                 self.check_target(topic, partition, target)?;
+                let from = current.original_replicas().len();
+                if keep_replication_factor && target.len() != from {
+                    return Err(Rejection::ReplicationFactorChange {
+                        topic: topic.to_string(),
+                        partition,
+                        from,
+                        to: target.len(),
+                    });
+                }
                 record.start_reassignment(target, |id| self.is_eligible(id));
             }
             None if current.is_reassigning() => {

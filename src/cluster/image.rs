@@ -158,7 +158,13 @@ impl MetadataImage {
                 topic,
                 partition,
                 target,
-            } => self.reassign(topic, *partition, target.as_deref()),
+                keep_replication_factor,
+            } => self.reassign(
+                topic,
+                *partition,
+                target.as_deref(),
+                *keep_replication_factor,
+            ),
         }
     }
 

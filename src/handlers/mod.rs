@@ -2,6 +2,7 @@
 //! returns a `Reply`. Handlers never touch the socket, so they are tested without one.
 
 pub mod alter_configs;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 pub mod cluster_view;
 pub mod create_partitions;
@@ -18,6 +19,7 @@ pub mod group;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;

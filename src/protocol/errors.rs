@@ -1,6 +1,7 @@
 //! The one place spool errors become Kafka error codes. Every match is exhaustive: a new error
 //! variant does not compile until it is given its code here.
 
+use crate::cluster::{ClusterError, Rejection};
 use crate::log::batch::BatchError;
 use crate::log::LogError;
 use crate::partition::manager::TopicError;
@@ -66,6 +67,42 @@ pub fn topic(e: &TopicError) -> ResponseError {
         TopicError::Storage { .. } => ResponseError::KafkaStorageError,
         TopicError::Partition(p) => partition(p),
     }
+}
+
+/// A metadata command the quorum refused, as Kafka's controller answers the same refusal.
+pub fn rejection(r: &Rejection) -> ResponseError {
+    match r {
+        Rejection::TopicExists { .. } | Rejection::TopicIdExists { .. } => {
+            ResponseError::TopicAlreadyExists
+        }
+        Rejection::UnknownTopic { .. } | Rejection::UnknownPartition { .. } => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        // Naming an unregistered node is an invalid assignment (Kafka's
+        // `validateManualPartitionAssignment`).
+        Rejection::UnknownNode { .. } | Rejection::InvalidReplicaAssignment { .. } => {
+            ResponseError::InvalidReplicaAssignment
+        }
+        Rejection::StaleEpoch { .. } | Rejection::FencedLeaderEpoch { .. } => {
+            ResponseError::FencedLeaderEpoch
+        }
+        Rejection::LeaderNotInIsr { .. }
+        | Rejection::InvalidIsr { .. }
+        | Rejection::InvalidTopicId { .. } => ResponseError::InvalidRequest,
+        Rejection::InvalidTopicName { .. } => ResponseError::InvalidTopicException,
+        Rejection::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+        Rejection::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
+        Rejection::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
+        Rejection::PreferredLeaderNotAvailable { .. } => ResponseError::PreferredLeaderNotAvailable,
+        Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
+        Rejection::ReplicationFactorChange { .. } => ResponseError::InvalidReplicationFactor,
+    }
+}
+
+/// A metadata command that got no answer from the quorum: it may or may not have been applied,
+/// which Kafka's controller answers as a timeout.
+pub fn quorum(_: &ClusterError) -> ResponseError {
+    ResponseError::RequestTimedOut
 }
 
 /// The code to put on the wire for an optional error.

@@ -106,6 +106,8 @@ routes! {
     DeleteGroups 0..=2 => group::delete_groups,
     ElectLeaders 0..=2 => elect_leaders,
     IncrementalAlterConfigs 0..=1 => incremental_alter_configs,
+    AlterPartitionReassignments 0..=1 => alter_partition_reassignments,
+    ListPartitionReassignments 0..=0 => list_partition_reassignments,
     OffsetDelete 0..=0 => group::offset_delete,
     DescribeCluster 0..=2 => describe_cluster,
     DescribeProducers 0..=0 => txn::describe_producers,

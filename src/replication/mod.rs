@@ -153,6 +153,14 @@ impl Replication {
                     hosted.extend((0..c.partition_count()).filter(|i| c.partition(*i).is_some()));
                 }
             }
+            // Replicas this node no longer holds (reassigned away): stop fetching them and tell
+            // the listeners before their directories go, so no fetcher appends to a removed log
+            // and no follower fetch reaches the leader from a node that is no longer a replica.
+            if let Some(c) = &current {
+                for p in c.local().filter(|p| !hosted.contains(&p.tp().partition)) {
+                    self.release(name, p);
+                }
+            }
             let spec = TopicSpec {
                 name: name.clone(),
                 id,
@@ -182,8 +190,7 @@ impl Replication {
                     .is_none_or(|it| uuid::Uuid::parse_str(&it.topic_id).ok() != Some(t.id));
                 if gone {
                     for p in t.local() {
-                        self.fetchers.unfollow(p.tp());
-                        self.notify(&t.name, p, false);
+                        self.release(&t.name, p);
                     }
                     if let Err(e) = self.topics.delete(&t.name) {
                         tracing::error!(topic = %t.name, error = %e, "cannot delete topic");
@@ -240,6 +247,12 @@ impl Replication {
                 }
             }
         }
+    }
+
+    /// This node stops holding `p`: no more fetching, and no more leading.
+    fn release(&self, topic: &str, p: &Arc<Partition>) {
+        self.fetchers.unfollow(p.tp());
+        self.notify(topic, p, false);
     }
 
     fn notify(&self, topic: &str, p: &Arc<Partition>, leader: bool) {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod cluster;
 pub mod kafka;
 pub mod rdk;
 
@@ -21,6 +22,8 @@ pub struct Spool {
     pub addr: String,
     pub data_dir: PathBuf,
     pub log_path: PathBuf,
+    /// The listener's host (127.0.0.1 but in clusters).
+    host: String,
     port: u16,
     extra: Vec<String>,
     /// Extra environment for the process (e.g. LD_PRELOAD of a fault-injecting layer).
@@ -63,6 +66,7 @@ impl Spool {
             addr: String::new(),
             data_dir: dir.join("data"),
             log_path: dir.join("spool.log"),
+            host: "127.0.0.1".into(),
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
@@ -78,6 +82,7 @@ impl Spool {
             addr: String::new(),
             data_dir: dir.join("data"),
             log_path: dir.join("spool.log"),
+            host: "127.0.0.1".into(),
             port: 0,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: env
@@ -100,7 +105,7 @@ impl Spool {
         let child = Command::new(env!("CARGO_BIN_EXE_spool"))
             .arg("serve")
             .arg("--listeners")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("{}:{}", self.host, self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--ready-file")
@@ -197,10 +202,42 @@ impl Raw {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
+        Self::from_stream(stream)
+    }
+
+    pub fn from_stream(stream: TcpStream) -> Self {
         Raw {
             stream,
             correlation: 0,
         }
+    }
+
+    /// A request whose failure (a closed or silent connection, an undecodable answer) is
+    /// `None` rather than a panic, for polling nodes that may be down.
+    pub fn try_request<Q: Encodable, R: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &Q,
+    ) -> Option<R> {
+        self.correlation += 1;
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("spool-test")));
+        let mut buf = BytesMut::new();
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .ok()?;
+        body.encode(&mut buf, version).ok()?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        self.stream.write_all(&buf).ok()?;
+        let mut frame = self.read_frame()?;
+        ResponseHeader::decode(&mut frame, key.response_header_version(version)).ok()?;
+        R::decode(&mut frame, version).ok()
     }
 
     /// Sends raw bytes as they are.

@@ -46,6 +46,7 @@ fn reassign(target: Option<Vec<u64>>) -> MetadataCommand {
         topic: "t".into(),
         partition: 0,
         target,
+        keep_replication_factor: false,
     }
 }
 
@@ -395,6 +396,35 @@ fn reassign_rejects_bad_targets() {
         rejection(&mut image, &reassign(Some(vec![1, 9]))),
         Rejection::UnknownNode { node_id: 9 }
     );
+}
+
+#[test]
+fn reassign_keeping_the_replication_factor_counts_the_original_replicas() {
+    let mut image = cluster(4, vec![1, 2, 3]);
+    let keep = |target: Vec<u64>| MetadataCommand::Reassign {
+        topic: "t".into(),
+        partition: 0,
+        target: Some(target),
+        keep_replication_factor: true,
+    };
+    assert!(matches!(
+        rejection(&mut image, &keep(vec![1, 2])),
+        Rejection::ReplicationFactorChange { from: 3, to: 2, .. }
+    ));
+    ok(&mut image, &keep(vec![1, 2, 4]));
+    // Replacing the one in progress: still measured against the original three.
+    assert!(matches!(
+        rejection(&mut image, &keep(vec![1, 2, 3, 4])),
+        Rejection::ReplicationFactorChange { from: 3, to: 4, .. }
+    ));
+    ok(&mut image, &keep(vec![4, 3, 2]));
+}
+
+#[test]
+fn a_reassign_command_without_the_replication_factor_flag_still_loads() {
+    let old = r#"{"type":"reassign","topic":"t","partition":0,"target":null}"#;
+    let command: MetadataCommand = serde_json::from_str(old).unwrap();
+    assert_eq!(command, reassign(None));
 }
 
 #[test]
