@@ -59,6 +59,8 @@ pub enum BrokerError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    ProducerIds(#[from] crate::txn::producer_id::ProducerIdError),
     #[error("node {node_id} did not join its own quorum within {waited_ms} ms")]
     NotJoined { node_id: i32, waited_ms: u64 },
 }
@@ -203,8 +205,11 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         config.offsets_topic_num_partitions,
     ));
     replication.add_listener(groups.clone());
-    let producer_ids =
-        Arc::new(ProducerIdManager::open(data_dir.join("producer-id-block")).map_err(dir_err)?);
+    let producer_ids = Arc::new(ProducerIdManager::open(
+        controller.clone(),
+        node_id,
+        &data_dir.join("producer-id-block"),
+    )?);
     let txns = Arc::new(TxnCoordinator::new(
         TxnConfig {
             max_timeout_ms: config.transaction_max_timeout_ms,

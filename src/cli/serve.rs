@@ -56,7 +56,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, args.ready_file)) {
+    let served = runtime.block_on(serve(config, args.ready_file));
+    // Everything is closed and synced by now; threads still blocked in system calls (a peer
+    // connection attempt, say) are not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(200));
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

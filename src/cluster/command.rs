@@ -99,6 +99,15 @@ pub enum MetadataCommand {
         #[serde(default)]
         keep_replication_factor: bool,
     },
+    /// A block of `count` producer ids for `node_id` to hand out (Kafka's
+    /// AllocateProducerIds): ids from the cluster-wide counter, never below `at_least` (ids a
+    /// node handed out before it joined a quorum). Answered with
+    /// [`MetadataResponse::ProducerIds`].
+    AllocateProducerIds {
+        node_id: u64,
+        count: i64,
+        at_least: i64,
+    },
 }
 
 /// The state machine's answer to one applied log entry. A rejected command changed nothing;
@@ -108,12 +117,17 @@ pub enum MetadataCommand {
 pub enum MetadataResponse {
     Ok,
     Rejected(Rejection),
+    /// The block `[first, first + count)` of producer ids, for `AllocateProducerIds`.
+    ProducerIds {
+        first: i64,
+        count: i64,
+    },
 }
 
 impl MetadataResponse {
     pub fn into_result(self) -> Result<(), Rejection> {
         match self {
-            MetadataResponse::Ok => Ok(()),
+            MetadataResponse::Ok | MetadataResponse::ProducerIds { .. } => Ok(()),
             MetadataResponse::Rejected(r) => Err(r),
         }
     }
@@ -124,6 +138,8 @@ impl MetadataResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum Rejection {
+    #[error("a block of {count} producer ids cannot be allocated")]
+    InvalidProducerIdBlock { count: i64 },
     #[error("topic {name} already exists")]
     TopicExists { name: String },
     #[error("topic id {topic_id} is already used by topic {name}")]

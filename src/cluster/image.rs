@@ -18,6 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct MetadataImage {
     pub nodes: BTreeMap<u64, NodeRegistration>,
     pub topics: BTreeMap<String, TopicImage>,
+    /// The first producer id no node has been given yet.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// A registered broker.
@@ -93,10 +96,35 @@ impl MetadataImage {
 
     /// Applies one command; on rejection the image is unchanged.
     pub fn apply(&mut self, command: &MetadataCommand) -> MetadataResponse {
+        if let MetadataCommand::AllocateProducerIds {
+            node_id,
+            count,
+            at_least,
+        } = command
+        {
+            return self.allocate_producer_ids(*node_id, *count, *at_least);
+        }
         match self.try_apply(command) {
             Ok(()) => MetadataResponse::Ok,
             Err(rejection) => MetadataResponse::Rejected(rejection),
         }
+    }
+
+    fn allocate_producer_ids(
+        &mut self,
+        node_id: u64,
+        count: i64,
+        at_least: i64,
+    ) -> MetadataResponse {
+        if !self.nodes.contains_key(&node_id) {
+            return MetadataResponse::Rejected(Rejection::UnknownNode { node_id });
+        }
+        let first = self.next_producer_id.max(at_least);
+        let Some(next) = first.checked_add(count).filter(|_| count > 0) else {
+            return MetadataResponse::Rejected(Rejection::InvalidProducerIdBlock { count });
+        };
+        self.next_producer_id = next;
+        MetadataResponse::ProducerIds { first, count }
     }
 
     fn try_apply(&mut self, command: &MetadataCommand) -> Result<(), Rejection> {
@@ -165,6 +193,8 @@ impl MetadataImage {
                 target.as_deref(),
                 *keep_replication_factor,
             ),
+            // Answered with the block in `apply`.
+            MetadataCommand::AllocateProducerIds { .. } => Ok(()),
         }
     }
 
@@ -596,5 +626,46 @@ mod tests {
             rejection(&mut image, &delete),
             Rejection::UnknownTopic { .. }
         ));
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap_and_respect_the_floor() {
+        let mut image = MetadataImage::default();
+        let alloc = |image: &mut MetadataImage, node_id, at_least| {
+            image.apply(&MetadataCommand::AllocateProducerIds {
+                node_id,
+                count: 1000,
+                at_least,
+            })
+        };
+        assert!(matches!(
+            alloc(&mut image, 1, 0),
+            MetadataResponse::Rejected(Rejection::UnknownNode { node_id: 1 })
+        ));
+        register(&mut image, 1);
+        register(&mut image, 2);
+        assert_eq!(
+            alloc(&mut image, 1, 0),
+            MetadataResponse::ProducerIds {
+                first: 0,
+                count: 1000
+            }
+        );
+        assert_eq!(
+            alloc(&mut image, 2, 0),
+            MetadataResponse::ProducerIds {
+                first: 1000,
+                count: 1000
+            }
+        );
+        // A node that handed out ids up to 5000 before it joined the quorum.
+        assert_eq!(
+            alloc(&mut image, 1, 5000),
+            MetadataResponse::ProducerIds {
+                first: 5000,
+                count: 1000
+            }
+        );
+        assert_eq!(image.next_producer_id, 6000);
     }
 }

@@ -63,15 +63,15 @@ pub async fn heartbeat(
             _ = stop.cancelled() => return,
             r = controller.propose(command) => r,
         };
-        match outcome {
-            Ok(MetadataResponse::Ok) if !registered => {
+        match outcome.map(MetadataResponse::into_result) {
+            Ok(Ok(())) if !registered => {
                 tracing::info!(node_id = me.node_id, "registered with the metadata quorum");
                 registered = true;
                 // Unfence at once rather than a heartbeat interval later.
                 tick.reset_immediately();
             }
-            Ok(MetadataResponse::Ok) => {}
-            Ok(MetadataResponse::Rejected(r)) => {
+            Ok(Ok(())) => {}
+            Ok(Err(r)) => {
                 tracing::warn!(node_id = me.node_id, rejection = %r, "heartbeat refused; registering again");
                 registered = false;
             }

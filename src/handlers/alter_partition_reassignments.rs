@@ -100,7 +100,7 @@ async fn reassign(
     };
     let proposed =
         tokio::time::timeout_at(deadline, broker.replication.controller().propose(command)).await;
-    match proposed {
+    match proposed.map(|r| r.map(MetadataResponse::into_result)) {
         Err(_) => (
             Some(ResponseError::RequestTimedOut),
             Some(format!(
@@ -108,8 +108,8 @@ async fn reassign(
             )),
         ),
         Ok(Err(e)) => (Some(errors::quorum(&e)), Some(e.to_string())),
-        Ok(Ok(MetadataResponse::Rejected(r))) => (Some(errors::rejection(&r)), Some(r.to_string())),
-        Ok(Ok(MetadataResponse::Ok)) => {
+        Ok(Ok(Err(r))) => (Some(errors::rejection(&r)), Some(r.to_string())),
+        Ok(Ok(Ok(()))) => {
             let mut applied = broker.replication.reconciled();
             let newer = |image: &Arc<crate::cluster::MetadataImage>| {
                 let epoch = image.partition(&topic, partition).map(|p| p.partition_epoch);

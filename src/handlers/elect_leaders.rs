@@ -6,7 +6,8 @@
 
 use super::str_bytes;
 use crate::broker::Broker;
-use crate::cluster::{MetadataCommand, MetadataResponse, Rejection};
+use crate::cluster::MetadataCommand;
+use crate::protocol::errors;
 use crate::protocol::routes::{Reply, RequestContext};
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{
@@ -108,20 +109,10 @@ async fn elect(
         partition,
     };
     match broker.replication.controller().propose(command).await {
-        Ok(MetadataResponse::Ok) => (None, None),
-        Ok(MetadataResponse::Rejected(r)) => {
-            let code = match &r {
-                Rejection::ElectionNotNeeded { .. } => ResponseError::ElectionNotNeeded,
-                Rejection::PreferredLeaderNotAvailable { .. } => {
-                    ResponseError::PreferredLeaderNotAvailable
-                }
-                Rejection::UnknownTopic { .. } | Rejection::UnknownPartition { .. } => {
-                    ResponseError::UnknownTopicOrPartition
-                }
-                _ => ResponseError::InvalidRequest,
-            };
-            (Some(code), Some(r.to_string()))
-        }
-        Err(e) => (Some(ResponseError::RequestTimedOut), Some(e.to_string())),
+        Ok(answer) => match answer.into_result() {
+            Ok(()) => (None, None),
+            Err(r) => (Some(errors::rejection(&r)), Some(r.to_string())),
+        },
+        Err(e) => (Some(errors::quorum(&e)), Some(e.to_string())),
     }
 }

@@ -1,5 +1,5 @@
-//! InitProducerId: without a transactional id, a fresh producer id (never reused, see
-//! `txn::producer_id`) at epoch 0; with one, the transaction coordinator's producer id and a
+//! InitProducerId: without a transactional id, a fresh producer id (never reused by any node,
+//! see `txn::producer_id`) at epoch 0; with one, the transaction coordinator's producer id and a
 //! bumped epoch, which fences older producers of that id (after aborting their open
 //! transaction).
 
@@ -20,16 +20,22 @@ pub async fn handle(
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     match request.transactional_id {
-        None => match broker.producer_ids.next_id() {
-            Ok(id) => {
-                response.producer_id = ProducerId(id);
-                response.producer_epoch = 0;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot persist the producer id block");
-                response.error_code = ResponseError::KafkaStorageError.code();
-            }
-        },
+        None => {
+            return Reply::Deferred(Box::pin(async move {
+                match broker.producer_ids.next_id().await {
+                    Ok(id) => {
+                        response.producer_id = ProducerId(id);
+                        response.producer_epoch = 0;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "no producer id to give");
+                        // Retriable: the quorum may be electing a leader.
+                        response.error_code = ResponseError::CoordinatorLoadInProgress.code();
+                    }
+                }
+                ResponseKind::InitProducerId(response)
+            }));
+        }
         Some(id) if id.0.is_empty() => {
             response.error_code = ResponseError::InvalidRequest.code();
         }

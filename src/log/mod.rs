@@ -649,10 +649,12 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     f.write_all(contents)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        File::open(parent)?.sync_all()?;
-    }
-    Ok(())
+    // A bare file name has an empty parent: the current directory.
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    File::open(parent)?.sync_all()
 }
 
 #[cfg(test)]

@@ -96,6 +96,7 @@ pub fn rejection(r: &Rejection) -> ResponseError {
         Rejection::PreferredLeaderNotAvailable { .. } => ResponseError::PreferredLeaderNotAvailable,
         Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
         Rejection::ReplicationFactorChange { .. } => ResponseError::InvalidReplicationFactor,
+        Rejection::InvalidProducerIdBlock { .. } => ResponseError::InvalidRequest,
     }
 }
 

@@ -5,7 +5,7 @@
 
 use super::Replication;
 use crate::cluster::image::MetadataImage;
-use crate::cluster::{ClusterError, MetadataCommand, MetadataResponse, Rejection};
+use crate::cluster::{ClusterError, MetadataCommand, Rejection};
 use crate::config::topic::{self, TopicOverrides};
 use crate::config::Config;
 use crate::partition::manager::{validate_name, NewTopic, TopicError};
@@ -328,8 +328,7 @@ impl TopicAdmin {
 
     async fn propose(&self, command: MetadataCommand) -> Result<(), TopicError> {
         match self.replication.controller().propose(command).await {
-            Ok(MetadataResponse::Ok) => Ok(()),
-            Ok(MetadataResponse::Rejected(r)) => Err(rejection(r)),
+            Ok(answer) => answer.into_result().map_err(rejection),
             Err(e) => Err(quorum_error(e)),
         }
     }

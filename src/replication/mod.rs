@@ -299,9 +299,13 @@ impl Replication {
         let controller = self.controller.clone();
         let partition = p.clone();
         tokio::spawn(async move {
-            match controller.propose(command).await {
-                Ok(MetadataResponse::Ok) => {}
-                Ok(MetadataResponse::Rejected(r)) => {
+            match controller
+                .propose(command)
+                .await
+                .map(MetadataResponse::into_result)
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(r)) => {
                     tracing::info!(partition = %partition.tp(), rejection = %r, "ISR change refused");
                     partition.set_pending_isr(None);
                 }

@@ -310,7 +310,7 @@ impl TxnCoordinator {
             if expected.is_some_and(|(pid, _)| pid >= 0) {
                 return Err(code::INVALID_PRODUCER_ID_MAPPING);
             }
-            let producer_id = self.new_producer_id()?;
+            let producer_id = self.new_producer_id().await?;
             let m = TxnMetadata {
                 transactional_id: id.to_string(),
                 producer_id,
@@ -346,7 +346,7 @@ impl TxnCoordinator {
         let mut next = m.clone();
         next.previous = Some((m.producer_id, m.producer_epoch));
         if next.producer_epoch >= i16::MAX - 1 {
-            next.producer_id = self.new_producer_id()?;
+            next.producer_id = self.new_producer_id().await?;
             next.producer_epoch = 0;
         } else {
             next.producer_epoch += 1;
@@ -361,10 +361,10 @@ impl TxnCoordinator {
         Ok(out)
     }
 
-    fn new_producer_id(&self) -> Result<i64, i16> {
-        self.producer_ids.next_id().map_err(|e| {
-            tracing::error!(error = %e, "cannot persist the producer id block");
-            code::KAFKA_STORAGE_ERROR
+    async fn new_producer_id(&self) -> Result<i64, i16> {
+        self.producer_ids.next_id().await.map_err(|e| {
+            tracing::warn!(error = %e, "no producer id to give");
+            code::COORDINATOR_NOT_AVAILABLE
         })
     }
 

@@ -66,8 +66,13 @@ class ConfluentProducer(threading.Thread):
         self.p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True,
                            "acks": "all", "message.timeout.ms": 60000, "linger.ms": 5,
                            "socket.timeout.ms": 5000, "topic.metadata.refresh.interval.ms": 2000,
-                           "retry.backoff.ms": 100, **(extra or {})})
+                           "retry.backoff.ms": 100, "error_cb": self._error, **(extra or {})})
         self.fatal = None
+        self.crashed = None
+
+    def _error(self, err):
+        if err.fatal():
+            self.fatal = str(err)
 
     def _cb(self, err, msg):
         if err is None:
@@ -78,9 +83,15 @@ class ConfluentProducer(threading.Thread):
             self.log.fail(msg.value(), err.name(), err.retriable() and not err.fatal())
 
     def run(self):
+        try:
+            self._run()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.crashed = repr(exc)
+
+    def _run(self):
         seq = 0
         t0 = time.monotonic()
-        while not self.stop_event.is_set():
+        while not self.stop_event.is_set() and self.fatal is None:
             if seq < (time.monotonic() - t0) * self.rate and self.log.outstanding() < MAX_OUTSTANDING:
                 v = self.log.value(seq)
                 self.log.sent[seq] = time.monotonic()
@@ -96,7 +107,8 @@ class ConfluentProducer(threading.Thread):
     def finish(self, timeout: float) -> int:
         self.stop_event.set()
         self.join(timeout=10)
-        return self.p.flush(timeout)
+        # After a fatal error nothing more will be delivered: do not wait the full flush.
+        return self.p.flush(5 if self.fatal else timeout)
 
 
 class KafkaPythonProducer(threading.Thread):
@@ -109,8 +121,17 @@ class KafkaPythonProducer(threading.Thread):
                                acks="all", delivery_timeout_ms=60000, request_timeout_ms=5000,
                                metadata_max_age_ms=2000, linger_ms=5, retry_backoff_ms=100,
                                reconnect_backoff_max_ms=1000)
+        self.crashed = None
+
+    fatal = None
 
     def run(self):
+        try:
+            self._run()
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            self.crashed = repr(exc)
+
+    def _run(self):
         from kafka.errors import KafkaError
         seq = 0
         t0 = time.monotonic()

@@ -48,7 +48,7 @@ def inject(cluster, n: int, kind: str, hold: float) -> None:
         cluster.firewall.heal(n)
 
 
-@pytest.mark.timeout(int(SOAK_S) + 420)
+@pytest.mark.timeout(int(SOAK_S) + 420, method="thread")
 def test_fault_loop(cluster, tmp_path):
     topic = "faults"
     cluster.create_topic(topic, PARTITIONS)
@@ -71,8 +71,9 @@ def test_fault_loop(cluster, tmp_path):
             back = cluster.wait_healthy([topic], timeout=90)
             faults.append((kind, n, t_fault, led, round(hold, 2), round(back, 2)))
             print(f"fault {len(faults)}: {kind} node {n} for {hold:.1f}s (led {led}); "
-                  f"healthy {back:.1f}s after healing")
-            assert all(p.is_alive() for p in producers), "a producer thread died"
+                  f"healthy {back:.1f}s after healing", flush=True)
+            broken = [(p.name, p.fatal, p.crashed) for p in producers if p.fatal or not p.is_alive()]
+            assert not broken, f"producer stopped (name, fatal error, exception): {broken}"
         time.sleep(3)  # acknowledged writes after the last fault
     finally:
         cluster.firewall.heal_all()
@@ -140,8 +141,8 @@ def test_fault_loop(cluster, tmp_path):
     if any(unreported):
         p.add(f"records without a delivery report after flush: {unreported}")
     for pr in producers:
-        if getattr(pr, "fatal", None):
-            p.add(f"{pr.log.name}: fatal producer error {pr.fatal}")
+        if pr.fatal or pr.crashed:
+            p.add(f"{pr.log.name}: fatal producer error {pr.fatal}, exception {pr.crashed}")
     if unrecovered:
         p.add(f"no acknowledged write after the fault for (kind, node, partition): {unrecovered}")
     for m in group:
@@ -184,7 +185,7 @@ def test_fault_loop(cluster, tmp_path):
         p.add(f"group's committed offsets behind the high watermarks (committed, hwm): {behind}")
     report["group_committed"] = committed
 
-    print(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1), flush=True)
     (tmp_path / "fault_loop_report.json").write_text(json.dumps(report, indent=1))
     print(f"report: {tmp_path / 'fault_loop_report.json'}")
     assert len(acked) > 0 and len(faults) > 0
