@@ -121,7 +121,8 @@ class Firewall:
 class SpoolNode(SpoolBroker):
     """One cluster node: a SpoolBroker on 127.0.0.<id> with the cluster settings."""
 
-    def __init__(self, workdir: Path, node_id: int, kport: int, cport: int, extra: list[str]):
+    def __init__(self, workdir: Path, node_id: int, kport: int, cport: int, extra: list[str],
+                 binary: Path):
         voters = ",".join(f"{n}@{node_ip(n)}:{cport}" for n in NODE_IDS)
         settings = [f"node_id={node_id}", f"cluster_id={CLUSTER_ID}",
                     f"controller_listener={node_ip(node_id)}:{cport}",
@@ -131,6 +132,13 @@ class SpoolNode(SpoolBroker):
         self.listen = f"{node_ip(node_id)}:{kport}"
         self.addr = self.listen
         self.stopped = False  # SIGSTOPped
+        self.binary = binary
+
+    @property
+    def argv(self) -> list[str]:
+        # A private copy of the binary: a rebuild of target/debug/spool mid-test must not
+        # give a restarted node another version than its peers.
+        return [str(self.binary)] + super().argv[1:]
 
     def spawn(self) -> None:
         """Starts the process without waiting for its ready file (nodes start together)."""
@@ -206,9 +214,9 @@ def _free_port_pair() -> tuple[int, int]:
 
 
 class Cluster:
-    def __init__(self, tmp: Path, extra: list[str] | None = None):
+    def __init__(self, tmp: Path, binary: Path, extra: list[str] | None = None):
         kport, cport = _free_port_pair()
-        self.nodes = {n: SpoolNode(tmp / f"node-{n}", n, kport, cport, extra or [])
+        self.nodes = {n: SpoolNode(tmp / f"node-{n}", n, kport, cport, extra or [], binary)
                       for n in NODE_IDS}
         self.firewall = Firewall()
         self.bootstrap = ",".join(node.addr for node in self.nodes.values())

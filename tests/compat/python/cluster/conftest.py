@@ -7,6 +7,7 @@ fails when SPOOL_CLUSTER_REQUIRED=1. On a failed test the tail of every node's l
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def pytest_runtest_makereport(item, call):
             report.sections.append((title, tail))
 
 
+@pytest.fixture(scope="session")
+def spool_binary_copy(tmp_path_factory):
+    """The broker binary, copied once per session (see SpoolNode.argv)."""
+    binary = ch.spool_bin()
+    if not binary.exists():
+        pytest.fail(f"spool binary not found at {binary}: build it or set SPOOL_BIN", pytrace=False)
+    copy = tmp_path_factory.mktemp("bin") / "spool"
+    shutil.copy2(binary, copy)
+    return copy
+
+
 @pytest.fixture
 def cluster(request, tmp_path):
     problem = ch.private_netns_problem()
@@ -34,10 +46,7 @@ def cluster(request, tmp_path):
         if os.environ.get("SPOOL_CLUSTER_REQUIRED") == "1":
             pytest.fail(f"cluster suite required but cannot run: {problem}", pytrace=False)
         pytest.skip(problem)
-    binary = ch.spool_bin()
-    if not binary.exists():
-        pytest.fail(f"spool binary not found at {binary}: build it or set SPOOL_BIN", pytrace=False)
-    c = ch.Cluster(tmp_path)
+    c = ch.Cluster(tmp_path, request.getfixturevalue("spool_binary_copy"))
     request.node._spool_cluster = c
     try:
         c.start()

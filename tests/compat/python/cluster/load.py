@@ -107,8 +107,11 @@ class ConfluentProducer(threading.Thread):
     def finish(self, timeout: float) -> int:
         self.stop_event.set()
         self.join(timeout=10)
-        # After a fatal error nothing more will be delivered: do not wait the full flush.
-        return self.p.flush(5 if self.fatal else timeout)
+        if self.fatal or self.crashed:
+            # Nothing more will be delivered: fail what is queued rather than wait for it.
+            self.p.purge()
+            return self.p.flush(5)
+        return self.p.flush(timeout)
 
 
 class KafkaPythonProducer(threading.Thread):
