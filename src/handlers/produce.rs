@@ -36,7 +36,8 @@ pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestCo
     let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for t in request.topic_data {
-        let outcomes: Vec<Outcome> = produce_topic(&broker, &t, acks, by_id);
+        let txn_id = request.transactional_id.as_deref().map(|id| &**id);
+        let outcomes: Vec<Outcome> = produce_topic(&broker, &t, acks, by_id, txn_id);
         topics.push((t.name, t.topic_id, outcomes));
     }
     if acks == 0 {
@@ -131,7 +132,13 @@ fn leader_endpoints(broker: &Broker, response: &ProduceResponse) -> Vec<NodeEndp
         .collect()
 }
 
-fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) -> Vec<Outcome> {
+fn produce_topic(
+    broker: &Broker,
+    t: &TopicProduceData,
+    acks: i16,
+    by_id: bool,
+    txn_id: Option<&str>,
+) -> Vec<Outcome> {
     let found = if by_id {
         broker.topics.get_by_id(t.topic_id)
     } else {
@@ -187,7 +194,7 @@ fn produce_topic(broker: &Broker, t: &TopicProduceData, acks: i16, by_id: bool) 
                     return error(errors::partition(&e), Some(e.to_string()));
                 }
             }
-            append(broker, partition, p, min_isr)
+            append(broker, partition, p, min_isr, txn_id)
         })
         .collect()
 }
@@ -197,6 +204,7 @@ fn append(
     partition: Arc<Partition>,
     p: &PartitionProduceData,
     min_isr: usize,
+    txn_id: Option<&str>,
 ) -> Outcome {
     let mut response = PartitionProduceResponse::default().with_index(p.index);
     let Some(records) = &p.records else {
@@ -220,8 +228,11 @@ fn append(
         return refuse(response, ResponseError::InvalidRecord.code(), message);
     }
     // KIP-890: the first transactional write of a producer to a partition must belong to a
-    // transaction the coordinator knows this partition is part of.
-    if let Some(probe) = partition.txn_probe(records) {
+    // transaction the coordinator knows this partition is part of. Checked when this node is
+    // the transactional id's coordinator; a coordinator on another node is not asked (as in
+    // Kafka before KIP-890).
+    let local_coordinator = txn_id.is_none_or(|id| broker.txns.owns(id).is_ok());
+    if let Some(probe) = partition.txn_probe(records).filter(|_| local_coordinator) {
         if !probe.in_transaction {
             if let Err(code) = broker
                 .txns
