@@ -200,20 +200,14 @@ impl MetadataImage {
         leader: u64,
         isr: &[u64],
     ) -> Result<(), Rejection> {
-        let invalid_isr = |reason: &str| Rejection::InvalidIsr {
-            topic: topic.to_string(),
-            partition,
-            isr: isr.to_vec(),
-            reason: reason.to_string(),
-        };
-        if has_duplicates(isr) {
-            return Err(invalid_isr("a replica is listed twice"));
-        }
-        if isr.iter().any(|id| !current.replicas.contains(id)) {
-            return Err(invalid_isr("not a subset of the replicas"));
-        }
+        super::image::check_isr_shape(topic, partition, current, isr)?;
         if !isr.contains(&leader) {
-            return Err(invalid_isr("the leader is not in it"));
+            return Err(Rejection::InvalidIsr {
+                topic: topic.to_string(),
+                partition,
+                isr: isr.to_vec(),
+                reason: "the leader is not in it".into(),
+            });
         }
         let ineligible_joiner = |&id: &u64| !current.isr.contains(&id) && !self.is_eligible(id);
         if let Some(node_id) = isr.iter().copied().find(ineligible_joiner) {

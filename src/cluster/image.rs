@@ -387,18 +387,7 @@ impl MetadataImage {
                 given: leader_epoch,
             });
         }
-        let invalid_isr = |reason: &str| Rejection::InvalidIsr {
-            topic: topic.to_string(),
-            partition,
-            isr: isr.to_vec(),
-            reason: reason.to_string(),
-        };
-        if has_duplicates(isr) {
-            return Err(invalid_isr("a replica is listed twice"));
-        }
-        if isr.iter().any(|id| !current.replicas.contains(id)) {
-            return Err(invalid_isr("not a subset of the replicas"));
-        }
+        check_isr_shape(topic, partition, current, isr)?;
         if let Some(leader) = leader.filter(|l| !isr.contains(l)) {
             return Err(Rejection::LeaderNotInIsr {
                 topic: topic.to_string(),
@@ -415,6 +404,28 @@ impl MetadataImage {
         self.store_partition(topic, partition, record);
         Ok(())
     }
+}
+
+/// An ISR must list each replica at most once and only replicas.
+pub(super) fn check_isr_shape(
+    topic: &str,
+    partition: i32,
+    current: &PartitionImage,
+    isr: &[u64],
+) -> Result<(), Rejection> {
+    let invalid_isr = |reason: &str| Rejection::InvalidIsr {
+        topic: topic.to_string(),
+        partition,
+        isr: isr.to_vec(),
+        reason: reason.to_string(),
+    };
+    if has_duplicates(isr) {
+        return Err(invalid_isr("a replica is listed twice"));
+    }
+    if isr.iter().any(|id| !current.replicas.contains(id)) {
+        return Err(invalid_isr("not a subset of the replicas"));
+    }
+    Ok(())
 }
 
 pub(super) fn unknown_topic(name: &str) -> Rejection {

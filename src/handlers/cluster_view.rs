@@ -67,3 +67,16 @@ pub fn led_partition(
         _ => Err(ResponseError::UnknownTopicOrPartition),
     }
 }
+
+/// The endpoints of the nodes named (KIP-951's `node_endpoints`), each once, by id.
+pub fn endpoints_of(
+    image: &MetadataImage,
+    ids: impl Iterator<Item = i32>,
+) -> Vec<(i32, String, i32)> {
+    let mut ids: Vec<i32> = ids.filter(|id| *id >= 0).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .filter_map(|id| endpoint(image, id as u64).map(|(host, port)| (id, host, port)))
+        .collect()
+}

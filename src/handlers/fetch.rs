@@ -192,25 +192,18 @@ fn current_leader(broker: &Broker, plan: &Plan, w: &Wanted) -> LeaderIdAndEpoch 
 
 /// The endpoints of the leaders named in the response (KIP-951, v16+).
 fn leader_endpoints(broker: &Broker, response: &FetchResponse) -> Vec<NodeEndpoint> {
-    let image = broker.image();
-    let mut ids: Vec<i32> = response
+    let leaders = response
         .responses
         .iter()
         .flat_map(|t| &t.partitions)
-        .map(|p| p.current_leader.leader_id.0)
-        .filter(|id| *id >= 0)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.into_iter()
-        .filter_map(|id| {
-            let (host, port) = super::cluster_view::endpoint(&image, id as u64)?;
-            Some(
-                NodeEndpoint::default()
-                    .with_node_id(BrokerId(id))
-                    .with_host(super::str_bytes(host))
-                    .with_port(port),
-            )
+        .map(|p| p.current_leader.leader_id.0);
+    super::cluster_view::endpoints_of(&broker.image(), leaders)
+        .into_iter()
+        .map(|(id, host, port)| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(id))
+                .with_host(super::str_bytes(host))
+                .with_port(port)
         })
         .collect()
 }
