@@ -234,6 +234,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
             port: advertised.1 as u16,
         },
         Duration::from_millis(config.broker_heartbeat_interval_ms),
+        Duration::from_millis(config.broker_session_timeout_ms / 2),
         heartbeats.clone(),
     ));
     tracker.spawn(membership::fence_monitor(
@@ -565,7 +566,10 @@ async fn controlled_shutdown(broker: &Arc<Broker>, deadline: Duration) {
     let fenced = broker
         .replication
         .controller()
-        .propose(MetadataCommand::FenceNode { node_id });
+        .propose(MetadataCommand::FenceNode {
+            node_id,
+            if_last_heartbeat_ms: None,
+        });
     match tokio::time::timeout(deadline, fenced).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {

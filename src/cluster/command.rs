@@ -35,6 +35,12 @@ pub enum MetadataCommand {
     /// eligible) and as ISR member (unless it is the last one).
     FenceNode {
         node_id: u64,
+        /// Fence only if the node's latest heartbeat is still this one (its `at_ms`, -1 for
+        /// none yet); `None`: whatever it is (a node fencing itself at shutdown). A monitor
+        /// that fell behind the quorum (cut off, then healed) cannot fence a node that
+        /// heartbeated since.
+        #[serde(default)]
+        if_last_heartbeat_ms: Option<i64>,
     },
     /// A new topic; `partitions[i]` is partition `i`'s replica list. The first eligible
     /// (registered, unfenced) replica becomes its leader at epoch 0, or none when every replica
@@ -138,6 +144,8 @@ impl MetadataResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "error", rename_all = "snake_case")]
 pub enum Rejection {
+    #[error("node {node_id} heartbeated since the fence was decided")]
+    StaleFence { node_id: u64 },
     #[error("a block of {count} producer ids cannot be allocated")]
     InvalidProducerIdBlock { count: i64 },
     #[error("topic {name} already exists")]

@@ -140,8 +140,17 @@ impl MetadataImage {
                 Ok(())
             }
             MetadataCommand::Heartbeat { node_id, at_ms } => self.heartbeat(*node_id, *at_ms),
-            MetadataCommand::FenceNode { node_id } => {
-                self.node_mut(*node_id)?.fenced = true;
+            MetadataCommand::FenceNode {
+                node_id,
+                if_last_heartbeat_ms,
+            } => {
+                let node = self.node_mut(*node_id)?;
+                if let Some(seen) = if_last_heartbeat_ms {
+                    if node.last_heartbeat_ms.unwrap_or(-1) != *seen {
+                        return Err(Rejection::StaleFence { node_id: *node_id });
+                    }
+                }
+                node.fenced = true;
                 self.fence_partitions(*node_id);
                 Ok(())
             }
@@ -596,7 +605,10 @@ mod tests {
         image.apply(&beat(10));
         assert_eq!(image.nodes[&1].last_heartbeat_ms, Some(20));
         assert!(!image.nodes[&1].fenced);
-        image.apply(&MetadataCommand::FenceNode { node_id: 1 });
+        image.apply(&MetadataCommand::FenceNode {
+            node_id: 1,
+            if_last_heartbeat_ms: None,
+        });
         assert!(image.nodes[&1].fenced);
     }
 
@@ -678,5 +690,29 @@ mod tests {
             }
         );
         assert_eq!(image.next_producer_id, 6000);
+    }
+
+    #[test]
+    fn a_fence_decided_before_a_newer_heartbeat_is_refused() {
+        let mut image = MetadataImage::default();
+        register(&mut image, 1);
+        let beat = |image: &mut MetadataImage, at_ms| {
+            image.apply(&MetadataCommand::Heartbeat { node_id: 1, at_ms })
+        };
+        let fence = |image: &mut MetadataImage, seen| {
+            image.apply(&MetadataCommand::FenceNode {
+                node_id: 1,
+                if_last_heartbeat_ms: Some(seen),
+            })
+        };
+        assert_eq!(beat(&mut image, 10), MetadataResponse::Ok);
+        assert_eq!(beat(&mut image, 20), MetadataResponse::Ok);
+        assert_eq!(
+            fence(&mut image, 10),
+            MetadataResponse::Rejected(Rejection::StaleFence { node_id: 1 })
+        );
+        assert!(!image.nodes[&1].fenced);
+        assert_eq!(fence(&mut image, 20), MetadataResponse::Ok);
+        assert!(image.nodes[&1].fenced);
     }
 }

@@ -29,11 +29,14 @@ pub struct Registration {
 }
 
 /// Registers this node (retrying until the quorum answers), then heartbeats every `interval`
-/// until `stop` is cancelled.
+/// until `stop` is cancelled. Each attempt is bounded by `patience` (well under the session
+/// timeout): a heartbeat stuck on a quorum leader that has become unreachable is given up and
+/// the next one finds the new leader, rather than the node being fenced for its silence.
 pub async fn heartbeat(
     controller: Arc<Controller>,
     me: Registration,
     interval: Duration,
+    patience: Duration,
     stop: CancellationToken,
 ) {
     let register = MetadataCommand::RegisterNode {
@@ -61,7 +64,15 @@ pub async fn heartbeat(
         };
         let outcome = tokio::select! {
             _ = stop.cancelled() => return,
-            r = controller.propose(command) => r,
+            r = tokio::time::timeout(patience, controller.propose(command)) => r,
+        };
+        let Ok(outcome) = outcome else {
+            tracing::warn!(
+                node_id = me.node_id,
+                patience_ms = patience.as_millis() as u64,
+                "heartbeat got no answer in time"
+            );
+            continue;
         };
         match outcome.map(MetadataResponse::into_result) {
             Ok(Ok(())) if !registered => {
@@ -114,20 +125,32 @@ pub async fn fence_monitor(
                 *entry = (node.last_heartbeat_ms, now);
             }
             if !node.fenced && now.duration_since(entry.1) > session_timeout {
-                silent.push(*id);
+                silent.push((*id, node.last_heartbeat_ms.unwrap_or(-1)));
             }
         }
-        for node_id in silent {
+        for (node_id, last) in silent {
+            // Leadership may have moved since the check: then this monitor is behind and the
+            // fence is not its to make (the condition below also refuses a stale one).
+            if !controller.is_leader() {
+                break;
+            }
             tracing::warn!(
                 node_id,
                 timeout_ms = session_timeout.as_millis() as u64,
                 "node stopped heartbeating; fencing it"
             );
-            if let Err(e) = controller
-                .propose(MetadataCommand::FenceNode { node_id })
-                .await
-            {
-                tracing::warn!(node_id, error = %e, "fencing failed");
+            let fence = MetadataCommand::FenceNode {
+                node_id,
+                if_last_heartbeat_ms: Some(last),
+            };
+            match tokio::time::timeout(session_timeout, controller.propose(fence)).await {
+                Ok(Ok(answer)) => {
+                    if let Err(r) = answer.into_result() {
+                        tracing::info!(node_id, rejection = %r, "fence not applied");
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!(node_id, error = %e, "fencing failed"),
+                Err(_) => tracing::warn!(node_id, "fencing got no answer in time"),
             }
         }
     }

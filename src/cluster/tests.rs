@@ -254,6 +254,7 @@ async fn survivors_elect_a_new_leader_and_the_old_one_catches_up() {
         &nodes[1],
         MetadataCommand::FenceNode {
             node_id: old_leader,
+            if_last_heartbeat_ms: None,
         },
     )
     .await;

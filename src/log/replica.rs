@@ -51,7 +51,13 @@ impl Log {
     /// `offset` goes whole), so the log ends where a new leader's log agrees with it.
     pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
         if offset >= self.log_end_offset {
-            return Ok(());
+            // No data goes, but an epoch this log led without writing (assigned at the log end
+            // when it took the lead) does: it is not an epoch of any record here, and naming it
+            // as the last fetched epoch would make the leader answer the same divergence again.
+            return self
+                .epochs
+                .truncate_from_end(offset)
+                .map_err(io_err(&self.dir));
         }
         let offset = offset.max(self.log_start_offset);
         // Segments starting after `offset` go whole; the one holding it is cut.
@@ -213,6 +219,24 @@ mod tests {
             log.epoch_entries(),
             &[(2, 0), (7, 5)],
             "rebuilt from the headers"
+        );
+    }
+
+    #[test]
+    fn truncating_at_the_log_end_drops_an_epoch_led_without_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = Log::open(dir.path(), config(), true).unwrap();
+        log.append_as_follower(&replicated(0, 1)).unwrap();
+        // Led epoch 2 briefly and wrote nothing; then a new leader answers with a divergence
+        // whose end is this log's end.
+        log.assign_epoch(2).unwrap();
+        assert_eq!(log.epoch_entries(), &[(1, 0), (2, 5)]);
+        log.truncate_to(5).unwrap();
+        assert_eq!(log.log_end_offset(), 5);
+        assert_eq!(
+            log.epoch_entries(),
+            &[(1, 0)],
+            "epoch 2 has no records here"
         );
     }
 }

@@ -215,7 +215,7 @@ impl Partition {
     pub fn truncate_to(&self, offset: i64) -> Result<(), PartitionError> {
         let mut st = self.state();
         if offset >= st.log.log_end_offset() {
-            return Ok(());
+            return st.log.truncate_to(offset).map_err(|e| self.log_err(e));
         }
         tracing::info!(partition = %self.tp, from = st.log.log_end_offset(), to = offset, "truncating to the leader's log");
         st.log.truncate_to(offset).map_err(|e| self.log_err(e))?;

@@ -96,7 +96,9 @@ pub fn rejection(r: &Rejection) -> ResponseError {
         Rejection::PreferredLeaderNotAvailable { .. } => ResponseError::PreferredLeaderNotAvailable,
         Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
         Rejection::ReplicationFactorChange { .. } => ResponseError::InvalidReplicationFactor,
-        Rejection::InvalidProducerIdBlock { .. } => ResponseError::InvalidRequest,
+        Rejection::InvalidProducerIdBlock { .. } | Rejection::StaleFence { .. } => {
+            ResponseError::InvalidRequest
+        }
     }
 }
 

@@ -227,8 +227,18 @@ impl FetchTask {
             self.delay_all(ready);
             return Ok(());
         }
-        let by_tp: HashMap<TopicPartition, &Followed> =
-            ready.iter().map(|(tp, f)| (tp.clone(), f)).collect();
+        // A partition may have moved to another leader (or epoch) while this fetch was out:
+        // its answer is dropped, never appended.
+        let current = self.partitions.lock().expect("fetcher lock").clone();
+        let by_tp: HashMap<TopicPartition, &Followed> = ready
+            .iter()
+            .filter(|(tp, f)| {
+                current.get(tp).is_some_and(|now| {
+                    now.leader_epoch == f.leader_epoch && Arc::ptr_eq(&now.partition, &f.partition)
+                })
+            })
+            .map(|(tp, f)| (tp.clone(), f))
+            .collect();
         let mut appended = Vec::new();
         for topic in &response.responses {
             for data in &topic.partitions {

@@ -18,7 +18,10 @@ fn beat(node_id: u64) -> MetadataCommand {
 }
 
 fn fence(node_id: u64) -> MetadataCommand {
-    MetadataCommand::FenceNode { node_id }
+    MetadataCommand::FenceNode {
+        node_id,
+        if_last_heartbeat_ms: None,
+    }
 }
 
 fn create(partitions: Vec<Vec<u64>>) -> MetadataCommand {
