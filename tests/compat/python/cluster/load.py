@@ -180,6 +180,15 @@ class GroupMember(threading.Thread):
         self.commit_errors: Counter = Counter()
         self.stop_event = threading.Event()
         self.errors: list[str] = []
+        self.assigned: list[int] = []
+
+    def summary(self) -> dict:
+        """For the report: what this member saw and committed, and when it last did."""
+        now = time.monotonic()
+        return {"assigned": self.assigned, "seen": {p: len(s) for p, s in sorted(self.seen.items())},
+                "commits": len(self.commits), "commit_errors": dict(self.commit_errors),
+                "last_commit_s_ago": round(now - self.commits[-1][0], 1) if self.commits else None,
+                "last_committed": self.commits[-1][1] if self.commits else None}
 
     def commit(self):
         from confluent_kafka import KafkaException
@@ -204,5 +213,6 @@ class GroupMember(threading.Thread):
             if time.monotonic() - last_commit > 0.5:
                 self.commit()
                 last_commit = time.monotonic()
+                self.assigned = sorted(tp.partition for tp in self.c.assignment())
         self.commit()
         self.c.close()

@@ -184,6 +184,7 @@ def test_fault_loop(cluster, tmp_path):
     if behind:
         p.add(f"group's committed offsets behind the high watermarks (committed, hwm): {behind}")
     report["group_committed"] = committed
+    report["group_members"] = {m.name: m.summary() for m in group}
 
     print(json.dumps(report, indent=1), flush=True)
     (tmp_path / "fault_loop_report.json").write_text(json.dumps(report, indent=1))
