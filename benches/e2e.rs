@@ -67,7 +67,10 @@ fn spawn(dir: &std::path::Path, listen: &str, args: &[String]) -> (Child, String
         .arg("--ready-file")
         .arg(&ready)
         .env("RUST_LOG", "warn")
+        // The benchmark's own settings are not the broker's.
+        .env_remove("SPOOL_BENCH_SECS")
         .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("spool.log")).expect("log file"))
         .spawn()
         .expect("spawn spool");
     let deadline = Instant::now() + Duration::from_secs(30);
