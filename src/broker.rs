@@ -237,6 +237,14 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         Duration::from_millis(config.broker_session_timeout_ms / 2),
         heartbeats.clone(),
     ));
+    if config.auto_leader_rebalance_enable {
+        tracker.spawn(membership::leader_rebalancer(
+            controller.clone(),
+            Duration::from_secs(config.leader_imbalance_check_interval_seconds.max(1)),
+            config.leader_imbalance_per_broker_percentage,
+            shutdown.clone(),
+        ));
+    }
     tracker.spawn(membership::fence_monitor(
         controller.clone(),
         Duration::from_millis(config.broker_session_timeout_ms),

@@ -10,6 +10,7 @@
 //! A monitor that has just become the quorum leader gives every node a full session first.
 
 use super::controller::Controller;
+use super::image::MetadataImage;
 use super::{MetadataCommand, MetadataResponse};
 use crate::model::now_ms;
 use std::collections::BTreeMap;
@@ -153,5 +154,139 @@ pub async fn fence_monitor(
                 Err(_) => tracing::warn!(node_id, "fencing got no answer in time"),
             }
         }
+    }
+}
+
+/// While this node leads the quorum: every `interval`, moves leadership back to preferred
+/// replicas (Kafka's automatic leader rebalance). For each node, the partitions it is the
+/// preferred (first) replica of but does not lead are counted; when their share exceeds
+/// `max_percent`, each of them whose preferred replica is eligible and in sync gets a preferred
+/// election. The election rule itself is the quorum's (`ElectPreferred`).
+pub async fn leader_rebalancer(
+    controller: Arc<Controller>,
+    interval: Duration,
+    max_percent: u32,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if !controller.is_leader() {
+            continue;
+        }
+        for (topic, partition) in imbalanced(&controller.image(), max_percent) {
+            let elect = MetadataCommand::ElectPreferred {
+                topic: topic.clone(),
+                partition,
+            };
+            match tokio::time::timeout(interval, controller.propose(elect)).await {
+                Ok(Ok(answer)) => match answer.into_result() {
+                    Ok(()) => {
+                        tracing::info!(%topic, partition, "leadership moved back to the preferred replica")
+                    }
+                    Err(r) => {
+                        tracing::debug!(%topic, partition, rejection = %r, "no preferred election")
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::warn!(%topic, partition, error = %e, "preferred election failed")
+                }
+                Err(_) => {
+                    tracing::warn!(%topic, partition, "preferred election got no answer in time")
+                }
+            }
+        }
+    }
+}
+
+/// The partitions to elect preferred leaders for: those of every node whose share of
+/// preferred partitions led by another node exceeds `max_percent`, when the preferred replica
+/// is eligible and in sync.
+pub fn imbalanced(image: &MetadataImage, max_percent: u32) -> Vec<(String, i32)> {
+    let mut per_node: BTreeMap<u64, (usize, Vec<(String, i32)>)> = BTreeMap::new();
+    for (name, t) in &image.topics {
+        for (i, p) in t.partitions.iter().enumerate() {
+            let Some(&preferred) = p.replicas.first() else {
+                continue;
+            };
+            let entry = per_node.entry(preferred).or_default();
+            entry.0 += 1;
+            if p.leader != Some(preferred) {
+                entry.1.push((name.clone(), i as i32));
+            }
+        }
+    }
+    let mut due = Vec::new();
+    for (node, (total, not_led)) in per_node {
+        let over = not_led.len() * 100 > total * max_percent as usize;
+        if !over || !image.is_eligible(node) {
+            continue;
+        }
+        due.extend(not_led.into_iter().filter(|(topic, partition)| {
+            image
+                .partition(topic, *partition)
+                .is_some_and(|p| p.isr.contains(&node))
+        }));
+    }
+    due
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_nodes_over_the_imbalance_share_get_their_leadership_back() {
+        let mut image = MetadataImage::default();
+        for id in 1..=3 {
+            let register = MetadataCommand::RegisterNode {
+                node_id: id,
+                host: "127.0.0.1".into(),
+                port: 9092,
+                rack: None,
+                incarnation: None,
+            };
+            image.apply(&register);
+            image.apply(&MetadataCommand::Heartbeat {
+                node_id: id,
+                at_ms: 1,
+            });
+        }
+        let create = MetadataCommand::CreateTopic {
+            name: "t".into(),
+            topic_id: "7d8a6f4e-1b2c-4d3e-8f90-a1b2c3d4e5f6".into(),
+            partitions: vec![vec![1, 2, 3], vec![2, 3, 1], vec![3, 1, 2]],
+            configs: Default::default(),
+        };
+        image.apply(&create);
+        assert!(imbalanced(&image, 10).is_empty());
+        // Node 1 fails over and comes back: partition 0 is led by node 2.
+        image.apply(&MetadataCommand::FenceNode {
+            node_id: 1,
+            if_last_heartbeat_ms: None,
+        });
+        image.apply(&MetadataCommand::Heartbeat {
+            node_id: 1,
+            at_ms: 2,
+        });
+        assert_eq!(image.partition("t", 0).unwrap().leader, Some(2));
+        // Not back in the ISR yet: nothing to do.
+        assert!(imbalanced(&image, 10).is_empty());
+        let p = image.partition("t", 0).unwrap().clone();
+        image.apply(&MetadataCommand::AlterIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader: 2,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            isr: vec![2, 3, 1],
+        });
+        assert_eq!(imbalanced(&image, 10), vec![("t".to_string(), 0)]);
+        // One preferred partition of one not led is a 100 % share; 100 is the most allowed.
+        assert!(imbalanced(&image, 100).is_empty());
     }
 }

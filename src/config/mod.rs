@@ -105,6 +105,9 @@ pub struct Config {
     pub transaction_state_log_replication_factor: i16,
     pub transaction_state_log_min_isr: i32,
     pub controlled_shutdown_enable: bool,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_seconds: u64,
+    pub leader_imbalance_per_broker_percentage: u32,
     /// `SPOOL_*` environment variables that name no config key (reported as warnings: the
     /// environment is shared with other tools, unlike a config file).
     #[serde(skip)]
@@ -312,6 +315,13 @@ impl Config {
             "replica.fetch.response.max.bytes" => self.replica_fetch_response_max_bytes.to_string(),
             "replica.fetch.backoff.ms" => self.replica_fetch_backoff_ms.to_string(),
             "controlled.shutdown.enable" => self.controlled_shutdown_enable.to_string(),
+            "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable.to_string(),
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds.to_string()
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage.to_string()
+            }
             "offsets.retention.minutes" => self.offsets_retention_minutes.to_string(),
             "offsets.retention.check.interval.ms" => {
                 self.offsets_retention_check_interval_ms.to_string()
