@@ -99,10 +99,7 @@ pub async fn handle(
             DescribeTopicPartitionsResponseTopic::default()
                 .with_name(Some(TopicName(str_bytes(name.clone()))))
                 .with_topic_id(uuid::Uuid::parse_str(&t.topic_id).unwrap_or_default())
-                .with_is_internal(
-                    name == crate::group::store::OFFSETS_TOPIC
-                        || name == crate::txn::store::TXN_TOPIC,
-                )
+                .with_is_internal(crate::partition::manager::is_internal(&name))
                 .with_partitions(partitions)
                 .with_topic_authorized_operations(topic_operations()),
         );

@@ -131,9 +131,7 @@ fn describe(
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(str_bytes(name))))
         .with_topic_id(uuid::Uuid::parse_str(&topic.topic_id).unwrap_or_default())
-        .with_is_internal(
-            name == crate::group::store::OFFSETS_TOPIC || name == crate::txn::store::TXN_TOPIC,
-        )
+        .with_is_internal(crate::partition::manager::is_internal(name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(if ops {
             topic_operations()

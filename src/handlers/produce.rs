@@ -152,10 +152,7 @@ fn produce_topic(
         })
         .unwrap_or(1);
     // Internal topics are written by their coordinators only, as in Kafka.
-    let internal = found.as_ref().is_some_and(|topic| {
-        topic.name == crate::group::store::OFFSETS_TOPIC
-            || topic.name == crate::txn::store::TXN_TOPIC
-    });
+    let internal = found.as_ref().is_some_and(|topic| topic.is_internal());
     t.partition_data
         .iter()
         .map(|p| {

@@ -86,7 +86,7 @@ impl Topic {
     }
 
     pub fn is_internal(&self) -> bool {
-        self.name == crate::group::store::OFFSETS_TOPIC || self.name == crate::txn::store::TXN_TOPIC
+        is_internal(&self.name)
     }
 }
 
@@ -274,7 +274,7 @@ impl TopicManager {
     }
 
     /// The topic called `name`, or `TopicError::Unknown`.
-    pub fn existing(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
+    fn existing(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         self.get(name)
             .ok_or_else(|| TopicError::Unknown(name.to_string()))
     }
@@ -393,6 +393,12 @@ impl TopicManager {
             .join(TOPICS_DIR)
             .join(format!("{name}.toml"))
     }
+}
+
+/// Whether `name` is one of the internal topics the coordinators write (committed offsets,
+/// transaction state).
+pub fn is_internal(name: &str) -> bool {
+    name == crate::group::store::OFFSETS_TOPIC || name == crate::txn::store::TXN_TOPIC
 }
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.

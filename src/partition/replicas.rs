@@ -224,15 +224,6 @@ impl ReplicaSet {
             isr,
         })
     }
-
-    /// Each follower's known log end offset (-1 when unknown), for DescribeProducers-like views
-    /// and tests.
-    pub fn follower_ends(&self) -> Vec<(u64, i64)> {
-        self.followers
-            .iter()
-            .map(|(id, f)| (*id, f.log_end_offset))
-            .collect()
-    }
 }
 
 #[cfg(test)]

@@ -59,10 +59,6 @@ impl Partition {
         self.replica_set().leader()
     }
 
-    pub fn isr(&self) -> Vec<u64> {
-        self.replica_set().isr.clone()
-    }
-
     /// Takes the metadata's view of this partition. A new leader epoch with this node as leader
     /// starts a new leadership at the log end (Kafka's `makeLeader`); as follower the high
     /// watermark is cut to the log end (Kafka's `makeFollower`).

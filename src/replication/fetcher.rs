@@ -131,23 +131,6 @@ impl Fetchers {
         self.tracker.spawn(task.run());
         fetcher
     }
-
-    /// The partitions followed from each leader, for logs and tests.
-    pub fn followed(&self) -> Vec<(u64, Vec<TopicPartition>)> {
-        self.leaders()
-            .iter()
-            .map(|(id, f)| {
-                let tps = f
-                    .partitions
-                    .lock()
-                    .expect("fetcher lock")
-                    .keys()
-                    .cloned()
-                    .collect();
-                (*id, tps)
-            })
-            .collect()
-    }
 }
 
 struct FetchTask {

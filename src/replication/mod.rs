@@ -17,7 +17,6 @@ pub mod fetcher;
 
 use crate::cluster::image::{MetadataImage, PartitionImage};
 use crate::cluster::{Controller, MetadataCommand, MetadataResponse};
-use crate::model::TopicPartition;
 use crate::partition::manager::{TopicManager, TopicSpec};
 use crate::partition::replicas::IsrChange;
 use crate::partition::replication::{Assignment, Transition};
@@ -315,10 +314,5 @@ impl Replication {
                 }
             }
         });
-    }
-
-    /// The partitions followed from each leader.
-    pub fn followed(&self) -> Vec<(u64, Vec<TopicPartition>)> {
-        self.fetchers.followed()
     }
 }

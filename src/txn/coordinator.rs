@@ -97,10 +97,6 @@ impl TxnCoordinator {
         }
     }
 
-    pub fn config(&self) -> &TxnConfig {
-        &self.config
-    }
-
     pub(super) fn replication(&self) -> &Replication {
         &self.replication
     }
