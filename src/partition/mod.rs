@@ -211,6 +211,15 @@ impl Partition {
     pub fn is_offline(&self) -> bool {
         self.offline.load(Ordering::Acquire)
     }
+    /// `Offline` once a storage error took the partition offline.
+    fn check_online(&self) -> Result<(), PartitionError> {
+        if self.is_offline() {
+            return Err(PartitionError::Offline {
+                tp: self.tp.clone(),
+            });
+        }
+        Ok(())
+    }
     /// OffsetForLeaderEpoch: the largest epoch at or below `epoch` this log has, and its end.
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.state().log.end_offset_for_epoch(epoch)
@@ -226,11 +235,7 @@ impl Partition {
     /// Appends one producer batch as leader, after validating it and checking the producer's
     /// sequence; a retried batch is acknowledged with its original offsets.
     pub fn append_as_leader(&self, records: &Bytes) -> Result<Appended, PartitionError> {
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
+        self.check_online()?;
         let count = crate::log::batch::batches(records).count();
         let mut st = self.state();
         st.log.validate(records).map_err(|e| self.log_err(e))?;
@@ -304,11 +309,7 @@ impl Partition {
     /// once. A failed fsync takes the partition offline and is never reported as success.
     pub async fn flush_to(&self, offset: i64) -> Result<(), PartitionError> {
         let _one_sync_at_a_time = self.flush_lock.lock().await;
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
+        self.check_online()?;
         let (target, files) = {
             let st = self.state();
             if st.log.recovery_point() >= offset {
@@ -353,11 +354,7 @@ impl Partition {
         max_bytes: usize,
         isolation: Isolation,
     ) -> Result<ReadResult, PartitionError> {
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
+        self.check_online()?;
         let st = self.state();
         let high_watermark = self.high_watermark();
         let last_stable_offset = st.producers.last_stable_offset(high_watermark);

@@ -177,11 +177,7 @@ impl Partition {
     /// watermark (capped at the log end). Producer state follows the batches, so a follower
     /// that becomes leader deduplicates retries and knows open transactions.
     pub fn append_as_follower(&self, records: &[u8], leader_hw: i64) -> Result<(), PartitionError> {
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
+        self.check_online()?;
         let mut st = self.state();
         if !records.is_empty() {
             let info = st
@@ -340,11 +336,7 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
     ) -> Result<super::ReadResult, PartitionError> {
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
+        self.check_online()?;
         let st = self.state();
         let end = st.log.log_end_offset();
         let records = st

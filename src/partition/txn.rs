@@ -37,11 +37,7 @@ impl Partition {
         marker: Marker,
         coordinator_epoch: i32,
     ) -> Result<i64, PartitionError> {
-        if self.is_offline() {
-            return Err(PartitionError::Offline {
-                tp: self.tp.clone(),
-            });
-        }
+        self.check_online()?;
         self.check_leader()?;
         let mut st = self.state();
         st.producers
