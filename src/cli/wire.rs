@@ -2,9 +2,8 @@
 //! (ListTransactions, DescribeTransactions, DescribeProducers, WriteTxnMarkers): one request
 //! at a time on one connection, with read and write timeouts, frames bounded before reading.
 
-use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::RequestHeader;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use crate::protocol::client::{decode_response, encode_request};
+use kafka_protocol::protocol::{Request, StrBytes};
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -92,22 +91,13 @@ impl Connection {
             reason: e.to_string(),
         };
         self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("spool-cli")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(version))
-            .and_then(|_| request.encode(&mut body, version))
+        let client_id = StrBytes::from_static_str("spool-cli");
+        let frame = encode_request(request, version, self.correlation_id, &client_id)
             .map_err(|e| decode(&self.addr, e))?;
         let io = |addr: &str, source| WireError::Io {
             addr: addr.to_string(),
             source,
         };
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
         self.stream
             .write_all(&frame)
             .map_err(|e| io(&self.addr, e))?;
@@ -126,14 +116,8 @@ impl Connection {
         self.stream
             .read_exact(&mut buf)
             .map_err(|e| io(&self.addr, e))?;
-        let mut buf = bytes::Bytes::from(buf);
-        let header_version = <R::Response as HeaderVersion>::header_version(version);
-        kafka_protocol::messages::ResponseHeader::decode(&mut buf, header_version)
-            .map_err(|e| decode(&self.addr, e))?;
-        let response = R::Response::decode(&mut buf, version).map_err(|e| decode(&self.addr, e))?;
-        if buf.has_remaining() {
-            tracing::debug!(left = buf.remaining(), "response had trailing bytes");
-        }
+        let (_, response) =
+            decode_response::<R>(buf.into(), version).map_err(|e| decode(&self.addr, e))?;
         Ok(response)
     }
 }

@@ -2,9 +2,9 @@
 //! request at a time, every step bounded by a timeout, response frames bounded before anything
 //! is allocated for them.
 
-use bytes::{Buf, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use crate::protocol::client::{decode_response, encode_request};
+use bytes::BytesMut;
+use kafka_protocol::protocol::{Request, StrBytes};
 use std::time::Duration;
 use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -105,19 +105,8 @@ impl Client {
             reason: e.to_string(),
         };
         self.correlation_id = self.correlation_id.wrapping_add(1);
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(self.client_id.clone()));
-        let mut frame = BytesMut::with_capacity(256);
-        frame.extend_from_slice(&[0; 4]);
-        header
-            .encode(&mut frame, R::header_version(version))
-            .and_then(|_| request.encode(&mut frame, version))
+        let frame = encode_request(request, version, self.correlation_id, &self.client_id)
             .map_err(|e| codec(&self.addr, e))?;
-        let len = (frame.len() - 4) as u32;
-        frame[..4].copy_from_slice(&len.to_be_bytes());
         let io = |addr: &str, source| ClientError::Io {
             addr: addr.to_string(),
             source,
@@ -143,22 +132,16 @@ impl Client {
             .read_exact(&mut buf)
             .await
             .map_err(|e| io(&self.addr, e))?;
-        let mut buf = buf.freeze();
-        let header_version = <R::Response as HeaderVersion>::header_version(version);
-        let header =
-            ResponseHeader::decode(&mut buf, header_version).map_err(|e| codec(&self.addr, e))?;
-        if header.correlation_id != self.correlation_id {
+        let (correlation_id, response) =
+            decode_response::<R>(buf.freeze(), version).map_err(|e| codec(&self.addr, e))?;
+        if correlation_id != self.correlation_id {
             return Err(ClientError::Codec {
                 addr: self.addr.clone(),
                 reason: format!(
-                    "response to request {} arrived for request {}",
-                    header.correlation_id, self.correlation_id
+                    "response to request {correlation_id} arrived for request {}",
+                    self.correlation_id
                 ),
             });
-        }
-        let response = R::Response::decode(&mut buf, version).map_err(|e| codec(&self.addr, e))?;
-        if buf.has_remaining() {
-            tracing::debug!(left = buf.remaining(), "response had trailing bytes");
         }
         Ok(response)
     }
