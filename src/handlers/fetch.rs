@@ -35,17 +35,17 @@ struct Wanted {
     max_bytes: usize,
     current_leader_epoch: i32,
     last_fetched_epoch: i32,
-    found: Option<Arc<Partition>>,
+    /// This node's replica, or why there is none here: the topic is unknown, the partition
+    /// does not exist, or another node holds it.
+    found: Result<Arc<Partition>, ResponseError>,
 }
 
 /// The request, resolved once and re-read on each wake-up.
 struct Plan {
-    topics: Vec<(TopicName, uuid::Uuid, Option<ResponseError>)>,
+    topics: Vec<(TopicName, uuid::Uuid)>,
     wanted: Vec<Wanted>,
     max_bytes: usize,
     read_committed: bool,
-    /// Each topic's partition count (0 when unknown), by topic index.
-    partition_counts: Vec<i32>,
     /// The follower fetching, for a replica's fetch.
     replica: Option<u64>,
 }
@@ -81,7 +81,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
         let deadline = tokio::time::Instant::now() + wait;
         let notify = Arc::new(Notify::new());
         loop {
-            for p in plan.wanted.iter().filter_map(|w| w.found.as_ref()) {
+            for p in plan.wanted.iter().filter_map(|w| w.found.as_ref().ok()) {
                 p.register_waiter(&notify);
             }
             let (response, bytes) = read(&broker, &plan, version);
@@ -112,7 +112,6 @@ fn resolve(
         wanted: Vec::new(),
         max_bytes: max_bytes.max(0) as usize,
         read_committed: isolation_level == READ_COMMITTED,
-        partition_counts: Vec::new(),
         replica: None,
     };
     for (i, t) in topics.into_iter().enumerate() {
@@ -121,12 +120,18 @@ fn resolve(
         } else {
             broker.topics.get(&t.topic.0)
         };
-        let missing = match (&topic, by_id) {
-            (Some(_), _) => None,
-            (None, true) => Some(ResponseError::UnknownTopicId),
-            (None, false) => Some(ResponseError::UnknownTopicOrPartition),
-        };
         for p in t.partitions {
+            let found = match (&topic, by_id) {
+                (Some(t), _) => t.partition(p.partition).cloned().ok_or(
+                    if p.partition >= 0 && p.partition < t.partition_count() {
+                        ResponseError::NotLeaderOrFollower
+                    } else {
+                        ResponseError::UnknownTopicOrPartition
+                    },
+                ),
+                (None, true) => Err(ResponseError::UnknownTopicId),
+                (None, false) => Err(ResponseError::UnknownTopicOrPartition),
+            };
             plan.wanted.push(Wanted {
                 topic: i,
                 partition: p.partition,
@@ -134,14 +139,10 @@ fn resolve(
                 max_bytes: p.partition_max_bytes.max(0) as usize,
                 current_leader_epoch: p.current_leader_epoch,
                 last_fetched_epoch: p.last_fetched_epoch,
-                found: topic
-                    .as_ref()
-                    .and_then(|t| t.partition(p.partition).cloned()),
+                found,
             });
         }
-        plan.topics.push((t.topic, t.topic_id, missing));
-        plan.partition_counts
-            .push(topic.as_ref().map_or(0, |t| t.partition_count()));
+        plan.topics.push((t.topic, t.topic_id));
     }
     plan
 }
@@ -151,7 +152,7 @@ fn read(broker: &Broker, plan: &Plan, version: i16) -> (FetchResponse, usize) {
     let mut responses: Vec<FetchableTopicResponse> = plan
         .topics
         .iter()
-        .map(|(name, id, _)| {
+        .map(|(name, id)| {
             FetchableTopicResponse::default()
                 .with_topic(name.clone())
                 .with_topic_id(*id)
@@ -226,15 +227,9 @@ fn read_partition(
             // cannot parse a null record set in a fetch response.
             .with_records(Some(Default::default()))
     };
-    let Some(p) = &w.found else {
-        let code = match plan.topics[w.topic].2 {
-            Some(missing) => missing,
-            None if w.partition >= 0 && w.partition < plan.partition_counts[w.topic] => {
-                ResponseError::NotLeaderOrFollower
-            }
-            None => ResponseError::UnknownTopicOrPartition,
-        };
-        return error(code);
+    let p = match &w.found {
+        Ok(p) => p,
+        Err(code) => return error(*code),
     };
     if w.current_leader_epoch >= 0 && w.current_leader_epoch != p.leader_epoch() {
         return error(if w.current_leader_epoch < p.leader_epoch() {

@@ -4,7 +4,7 @@
 //! creates a topic and then asks this node for it finds it).
 
 use super::Replication;
-use crate::cluster::image::MetadataImage;
+use crate::cluster::image::{MetadataImage, TopicImage};
 use crate::cluster::{ClusterError, MetadataCommand, Rejection};
 use crate::config::topic::{self, TopicOverrides};
 use crate::config::Config;
@@ -207,9 +207,7 @@ impl TopicAdmin {
             return Err(TopicError::DeletionDisabled);
         }
         let image = self.image();
-        let topic = image
-            .topic(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = existing(&image, name)?;
         let id = Uuid::parse_str(&topic.topic_id)
             .map_err(|e| TopicError::InvalidRequest(format!("topic id: {e}")))?;
         self.propose(MetadataCommand::DeleteTopic {
@@ -232,9 +230,7 @@ impl TopicAdmin {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let image = self.image();
-        let topic = image
-            .topic(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = existing(&image, name)?;
         let have = topic.partitions.len() as i32;
         if count < have {
             return Err(TopicError::FewerPartitions {
@@ -287,9 +283,7 @@ impl TopicAdmin {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let image = self.image();
-        let topic = image
-            .topic(name)
-            .ok_or_else(|| TopicError::Unknown(name.to_string()))?;
+        let topic = existing(&image, name)?;
         for (k, v) in &overrides {
             topic::validate(k, v).map_err(TopicError::InvalidConfig)?;
         }
@@ -348,6 +342,13 @@ impl TopicAdmin {
             ))),
         }
     }
+}
+
+/// The topic called `name` in `image`, or `TopicError::Unknown`.
+fn existing<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a TopicImage, TopicError> {
+    image
+        .topic(name)
+        .ok_or_else(|| TopicError::Unknown(name.to_string()))
 }
 
 fn rejection(r: Rejection) -> TopicError {
