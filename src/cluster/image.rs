@@ -455,7 +455,7 @@ pub(super) fn has_duplicates(ids: &[u64]) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     fn register(image: &mut MetadataImage, node_id: u64) {
@@ -495,7 +495,11 @@ mod tests {
         }
     }
 
-    fn rejection(image: &mut MetadataImage, cmd: &MetadataCommand) -> Rejection {
+    /// Applies `cmd`, which must be rejected without changing the image.
+    pub(in crate::cluster) fn rejection(
+        image: &mut MetadataImage,
+        cmd: &MetadataCommand,
+    ) -> Rejection {
         let before = image.clone();
         let rejection = image
             .apply(cmd)

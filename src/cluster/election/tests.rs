@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::cluster::command::{MetadataCommand, MetadataResponse};
+use crate::cluster::image::tests::rejection;
 
 fn register(node_id: u64) -> MetadataCommand {
     MetadataCommand::RegisterNode {
@@ -62,16 +63,6 @@ fn preferred() -> MetadataCommand {
 
 fn ok(image: &mut MetadataImage, cmd: &MetadataCommand) {
     assert_eq!(image.apply(cmd), MetadataResponse::Ok, "{cmd:?}");
-}
-
-fn rejection(image: &mut MetadataImage, cmd: &MetadataCommand) -> Rejection {
-    let before = image.clone();
-    let rejection = image
-        .apply(cmd)
-        .into_result()
-        .expect_err("the command must be rejected");
-    assert_eq!(*image, before, "a rejected command changes nothing");
-    rejection
 }
 
 /// Nodes `1..=nodes` registered and unfenced, and topic `t` with one partition on `replicas`.
