@@ -286,16 +286,22 @@ pub fn for_each_record(
         let Some(records) = partition.read(offset, 1 << 20)?.records else {
             break;
         };
-        let mut buf = records.clone();
-        let Ok(sets) = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut buf) else {
-            tracing::error!(partition = %partition.tp(), offset, "internal topic batch does not decode; stopping its replay");
+        let mut progressed = false;
+        for (at, h) in crate::log::batch::batches(&records) {
+            let one = &records[at..at + h.total_len()];
+            let decoded = match crate::log::records::decode_for_encoder(one) {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    tracing::error!(partition = %partition.tp(), offset = h.base_offset(), error = %e, "internal topic batch does not decode; stopping its replay");
+                    return Ok(());
+                }
+            };
+            offset = offset.max(h.last_offset() + 1);
+            progressed = true;
+            decoded.into_iter().for_each(&mut f);
+        }
+        if !progressed {
             break;
-        };
-        for set in sets {
-            for r in set.records {
-                offset = offset.max(r.offset + 1);
-                f(r);
-            }
         }
     }
     Ok(())

@@ -30,6 +30,12 @@ pub enum BatchError {
     CrcMismatch { stored: u32, computed: u32 },
     #[error("record batch is invalid: {0}")]
     Invalid(String),
+    #[error("record batch is corrupt: {0}")]
+    Corrupt(String),
+    #[error("record of {size} bytes exceeds max.message.bytes {max}")]
+    RecordTooLarge { size: u64, max: u64 },
+    #[error("record batch decompresses to more than {max} bytes")]
+    UncompressedTooLarge { max: u64 },
 }
 
 /// A read-only view of a batch header over a byte slice that holds at least the header.
@@ -151,20 +157,41 @@ fn be_u32(b: &[u8], at: usize) -> u32 {
     u32::from_be_bytes(b[at..at + 4].try_into().expect("4 bytes"))
 }
 
-/// Checks one complete batch as a producer sent it: its length, magic, CRC-32C and record count
-/// (offsets are contiguous). For uncompressed batches the records themselves are walked, so a
-/// count that disagrees with the bytes is caught.
+/// Checks one complete batch as a producer sent it: its header (length, magic, CRC-32C, record
+/// count against the offset span) and every record, through the hardened reader, for any codec.
 pub fn validate(batch: &[u8]) -> Result<(), BatchError> {
-    check(batch, false)
+    super::records::validate_produced(
+        batch,
+        &super::records::ProducedChecks {
+            max_record_bytes: u64::MAX,
+            max_uncompressed_bytes: super::records::MAX_UNCOMPRESSED_BATCH_BYTES,
+            require_keys: false,
+        },
+    )
 }
 
-/// Checks one batch read back from a segment: as `validate`, except that a compacted batch may
-/// hold fewer records than its offset span.
+/// Checks one batch read back from a segment: its header as `validate` does, except that a
+/// compacted batch may hold fewer records than its offset span; an uncompressed batch's records
+/// are walked and counted (compressed ones are read, bounded, only when something needs them).
 pub fn validate_stored(batch: &[u8]) -> Result<(), BatchError> {
-    check(batch, true)
+    let header = check_header(batch, true)?;
+    if header.compression() == 0 {
+        let limits = super::records::Limits::stored(super::records::Fields::Skip);
+        let walked = super::records::for_each(batch, limits, |_| Ok(true))?;
+        if walked != header.records_count() as usize {
+            return Err(BatchError::Invalid(format!(
+                "records count {} but the batch holds {walked} records",
+                header.records_count()
+            )));
+        }
+    }
+    Ok(())
 }
 
-fn check(batch: &[u8], compacted: bool) -> Result<(), BatchError> {
+/// The checks of a batch header: magic 2, a length that matches the bytes, the CRC-32C, a
+/// positive record count that matches the offset span (or, `compacted`, fits within it) and a
+/// known codec.
+pub(crate) fn check_header(batch: &[u8], compacted: bool) -> Result<BatchHeader<'_>, BatchError> {
     let header = BatchHeader::parse(batch).ok_or(BatchError::Truncated("shorter than a header"))?;
     if header.magic() != 2 {
         return Err(BatchError::UnsupportedMagic(header.magic()));
@@ -196,46 +223,13 @@ fn check(batch: &[u8], compacted: bool) -> Result<(), BatchError> {
             header.last_offset_delta()
         )));
     }
-    if header.compression() == 0 {
-        let walked = count_records(&batch[HEADER_LEN..])
-            .ok_or_else(|| BatchError::Invalid("record lengths overrun the batch".into()))?;
-        if walked != count as usize {
-            return Err(BatchError::Invalid(format!(
-                "records count {count} but the batch holds {walked} records"
-            )));
-        }
-    } else if header.compression() > 4 {
+    if header.compression() > 4 {
         return Err(BatchError::Invalid(format!(
             "unknown compression codec {}",
             header.compression()
         )));
     }
-    Ok(())
-}
-
-/// Counts length-prefixed (zig-zag varint) records; `None` if a length overruns the bytes.
-fn count_records(mut bytes: &[u8]) -> Option<usize> {
-    let mut n = 0;
-    while !bytes.is_empty() {
-        let (len, used) = read_varint(bytes)?;
-        let len = usize::try_from(len).ok()?;
-        bytes = bytes.get(used + len..)?;
-        n += 1;
-    }
-    Some(n)
-}
-
-/// Reads a zig-zag encoded varint (at most 5 bytes), returning the value and the bytes used.
-pub fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
-    let mut value: u64 = 0;
-    for (i, b) in bytes.iter().take(10).enumerate() {
-        value |= ((b & 0x7f) as u64) << (7 * i);
-        if b & 0x80 == 0 {
-            let decoded = ((value >> 1) as i64) ^ -((value & 1) as i64);
-            return Some((decoded, i + 1));
-        }
-    }
-    None
+    Ok(header)
 }
 
 /// The outcome a transaction marker records.
@@ -299,29 +293,21 @@ pub fn marker_of(batch: &[u8]) -> Option<(Marker, i32)> {
     if !h.is_control() || h.compression() != 0 {
         return None;
     }
-    let mut rest = batch.get(HEADER_LEN..)?;
-    let skip_varint = |rest: &mut &[u8]| -> Option<i64> {
-        let (v, used) = read_varint(rest)?;
-        *rest = rest.get(used..)?;
-        Some(v)
-    };
-    skip_varint(&mut rest)?; // record length
-    rest = rest.get(1..)?; // attributes
-    skip_varint(&mut rest)?; // timestamp delta
-    skip_varint(&mut rest)?; // offset delta
-    let key_len = usize::try_from(skip_varint(&mut rest)?).ok()?;
-    let key = rest.get(..key_len)?;
-    if key_len < 4 {
-        return None;
-    }
+    let limits = super::records::Limits::stored(super::records::Fields::Keep);
+    let mut first = None;
+    super::records::for_each(batch, limits, |r| {
+        first = Some(r);
+        Ok(false)
+    })
+    .ok()?;
+    let record = first?;
+    let key = record.key.filter(|k| k.len() >= 4)?;
     let marker = match i16::from_be_bytes([key[2], key[3]]) {
         0 => Marker::Abort,
         1 => Marker::Commit,
         _ => return None,
     };
-    rest = rest.get(key_len..)?;
-    let value_len = usize::try_from(skip_varint(&mut rest)?).ok()?;
-    let value = rest.get(..value_len).filter(|v| v.len() >= 6)?;
+    let value = record.value.filter(|v| v.len() >= 6)?;
     let coordinator_epoch = i32::from_be_bytes(value[2..6].try_into().ok()?);
     Some((marker, coordinator_epoch))
 }

@@ -13,6 +13,7 @@ pub mod batch;
 pub mod cleaner;
 pub mod epoch_cache;
 pub mod index;
+pub mod records;
 pub mod replica;
 pub mod segment;
 pub mod txn_index;
@@ -307,34 +308,9 @@ impl Log {
             .expect("a log always has an active segment")
     }
 
-    /// Checks each batch in `batches` (whole v2 batches as a producer sent them) and the size
-    /// limit; returns the record count.
+    /// Checks `batches` against this log's settings (see [`validate_produced`]).
     pub fn validate(&self, batches: &[u8]) -> Result<i64, LogError> {
-        let mut pos = 0usize;
-        let mut records = 0i64;
-        while pos < batches.len() {
-            let h = BatchHeader::parse(&batches[pos..])
-                .ok_or(BatchError::Truncated("shorter than a header"))?;
-            let len = h.total_len();
-            if len > self.config.max_message_bytes {
-                return Err(LogError::TooLarge {
-                    size: len,
-                    max: self.config.max_message_bytes,
-                });
-            }
-            let end = pos.checked_add(len).filter(|e| *e <= batches.len());
-            let end = end.ok_or(BatchError::Truncated("batch length runs past the records"))?;
-            batch::validate(&batches[pos..end])?;
-            if self.config.compaction.is_some() && !h.is_control() {
-                require_keys(&batches[pos..end])?;
-            }
-            records += h.records_count() as i64;
-            pos = end;
-        }
-        if records == 0 {
-            return Err(BatchError::Invalid("no record batches".into()).into());
-        }
-        Ok(records)
+        validate_produced(&self.config, batches)
     }
 
     /// Appends validated batches as leader: stamps offsets from the log end and `leader_epoch`
@@ -605,17 +581,38 @@ impl Log {
     }
 }
 
-/// A compacted log keeps records by key, so each record needs one (Kafka refuses the batch).
-fn require_keys(one: &[u8]) -> Result<(), BatchError> {
-    let mut bytes = one;
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut bytes)
-        .map_err(|e| BatchError::Invalid(format!("record batch does not decode: {e}")))?;
-    if set.records.iter().any(|r| r.key.is_none()) {
-        return Err(BatchError::Invalid(
-            "Compacted topic cannot accept message without key".into(),
-        ));
+/// Checks each batch in `batches` (whole v2 batches as a producer sent them) against a log's
+/// settings: the size limit, then the header and every record through the hardened reader
+/// (`records::validate_produced`); returns the record count. A pure function of the bytes and
+/// the settings, so it runs outside the partition's lock.
+pub fn validate_produced(config: &LogConfig, batches: &[u8]) -> Result<i64, LogError> {
+    let checks = records::ProducedChecks {
+        max_record_bytes: config.max_message_bytes as u64,
+        max_uncompressed_bytes: records::MAX_UNCOMPRESSED_BATCH_BYTES,
+        require_keys: config.compaction.is_some(),
+    };
+    let mut pos = 0usize;
+    let mut count = 0i64;
+    while pos < batches.len() {
+        let h = BatchHeader::parse(&batches[pos..])
+            .ok_or(BatchError::Truncated("shorter than a header"))?;
+        let len = h.total_len();
+        if len > config.max_message_bytes {
+            return Err(LogError::TooLarge {
+                size: len,
+                max: config.max_message_bytes,
+            });
+        }
+        let end = pos.checked_add(len).filter(|e| *e <= batches.len());
+        let end = end.ok_or(BatchError::Truncated("batch length runs past the records"))?;
+        records::validate_produced(&batches[pos..end], &checks)?;
+        count += h.records_count() as i64;
+        pos = end;
     }
-    Ok(())
+    if count == 0 {
+        return Err(BatchError::Invalid("no record batches".into()).into());
+    }
+    Ok(count)
 }
 
 fn list_segments(dir: &Path) -> io::Result<Vec<i64>> {

@@ -237,8 +237,10 @@ impl Partition {
     pub fn append_as_leader(&self, records: &Bytes) -> Result<Appended, PartitionError> {
         self.check_online()?;
         let count = crate::log::batch::batches(records).count();
+        // Records are read (and decompressed) before the lock is taken.
+        let config = self.state().log.config().clone();
+        crate::log::validate_produced(&config, records).map_err(|e| self.log_err(e))?;
         let mut st = self.state();
-        st.log.validate(records).map_err(|e| self.log_err(e))?;
         if count != 1 {
             return Err(PartitionError::NotOneBatch {
                 tp: self.tp.clone(),
@@ -582,18 +584,26 @@ fn load_producer_state(log: &mut Log) -> Result<ProducerStateManager, LogError> 
     Ok(producers)
 }
 
-/// Decodes a batch and finds its first record at or after `min_offset` with a timestamp at or
-/// after `timestamp`.
-fn first_record_at_or_after(
-    mut batch: Bytes,
-    timestamp: i64,
-    min_offset: i64,
-) -> Option<(i64, i64)> {
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut batch).ok()?;
-    set.records
-        .iter()
-        .find(|r| r.timestamp >= timestamp && r.offset >= min_offset)
-        .map(|r| (r.offset, r.timestamp))
+/// Reads a batch and finds its first record at or after `min_offset` with a timestamp at or
+/// after `timestamp` (records are skipped, not kept: the hardened reader's skipping mode).
+fn first_record_at_or_after(batch: Bytes, timestamp: i64, min_offset: i64) -> Option<(i64, i64)> {
+    use crate::log::records::{self, Fields, Limits};
+    let h = BatchHeader::parse(&batch)?;
+    let limits = Limits::stored(Fields::Skip);
+    let mut found = None;
+    let read = records::for_each(&batch, limits, |r| {
+        let offset = h.base_offset() + r.offset_delta as i64;
+        let ts = h.base_timestamp().wrapping_add(r.timestamp_delta);
+        if ts >= timestamp && offset >= min_offset {
+            found = Some((offset, ts));
+            return Ok(false);
+        }
+        Ok(true)
+    });
+    if let Err(e) = read {
+        tracing::warn!(offset = h.base_offset(), error = %e, "a stored batch does not read back");
+    }
+    found
 }
 
 #[cfg(test)]

@@ -11,8 +11,13 @@ use kafka_protocol::ResponseError;
 
 pub fn batch(e: &BatchError) -> ResponseError {
     match e {
-        BatchError::Truncated(_) | BatchError::CrcMismatch { .. } => ResponseError::CorruptMessage,
+        BatchError::Truncated(_) | BatchError::CrcMismatch { .. } | BatchError::Corrupt(_) => {
+            ResponseError::CorruptMessage
+        }
         BatchError::UnsupportedMagic(_) | BatchError::Invalid(_) => ResponseError::InvalidRecord,
+        BatchError::RecordTooLarge { .. } | BatchError::UncompressedTooLarge { .. } => {
+            ResponseError::MessageTooLarge
+        }
     }
 }
 

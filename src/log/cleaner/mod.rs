@@ -24,7 +24,7 @@ use super::segment::{self, Segment};
 use super::txn_index::AbortedTxn;
 use super::{io_err, Log, LogError};
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{RecordBatchEncoder, RecordEncodeOptions};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
@@ -242,15 +242,13 @@ fn reencode(
     Ok(buf)
 }
 
-fn decode(mut one: Bytes) -> io::Result<Vec<kafka_protocol::records::Record>> {
-    RecordBatchDecoder::decode(&mut one)
-        .map(|set| set.records)
-        .map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("decoding a batch to clean: {e}"),
-            )
-        })
+fn decode(one: Bytes) -> io::Result<Vec<kafka_protocol::records::Record>> {
+    super::records::decode_for_encoder(&one).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("decoding a batch to clean: {e}"),
+        )
+    })
 }
 
 fn compression_of(h: &BatchHeader<'_>) -> kafka_protocol::records::Compression {

@@ -63,7 +63,7 @@ mod compaction {
     fn contents(log: &Log) -> Vec<(i64, String, Option<String>)> {
         let mut out = Vec::new();
         for mut b in log.batch_bytes_from(log.log_start_offset()) {
-            let set = RecordBatchDecoder::decode(&mut b).unwrap();
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b).unwrap();
             for r in set.records {
                 let s = |b: Bytes| String::from_utf8(b.to_vec()).unwrap();
                 out.push((r.offset, s(r.key.unwrap()), r.value.map(s)));
@@ -268,7 +268,7 @@ mod transactions {
                 seen.push((h.base_offset(), "marker".to_string()));
                 continue;
             }
-            let set = RecordBatchDecoder::decode(&mut b.clone()).unwrap();
+            let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut b.clone()).unwrap();
             for r in set.records {
                 seen.push((
                     r.offset,
