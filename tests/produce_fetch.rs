@@ -449,3 +449,57 @@ fn graceful_shutdown_marks_a_clean_log_and_data_survives() {
         50
     );
 }
+
+/// Record bytes of every partition in a fetch response.
+fn fetched_sizes(r: &FetchResponse) -> Vec<usize> {
+    r.responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+        .collect()
+}
+
+#[test]
+fn fetch_max_bytes_bounds_the_whole_response_as_kip_74_says() {
+    let (_dir, spool, mut c) = setup(&["--set", "fetch_max_bytes=300000"]);
+    let r: CreateTopicsResponse = c.request(ApiKey::CreateTopics, 7, &create("two", 2, &[]));
+    assert_eq!(r.topics[0].error_code, 0);
+    // Ten batches of ~50 KiB (the key repeats the value) in each partition of `two`.
+    let value = "x".repeat(25 * 1024);
+    for p in 0..2 {
+        for _ in 0..10 {
+            let r: ProduceResponse = c.request(
+                ApiKey::Produce,
+                9,
+                &produce("two", p, 1, batch(&[&value], support::kafka::now_ms())),
+            );
+            assert_eq!(produced(&r).0, 0);
+        }
+    }
+    let both = |max_bytes: i32, partition_max: i32| {
+        let mut f = fetch("two", 0, 0, 0, partition_max).with_max_bytes(max_bytes);
+        let mut second = f.topics[0].partitions[0].clone();
+        second.partition = 1;
+        f.topics[0].partitions.push(second);
+        let r: FetchResponse = Raw::connect(&spool.addr).request(ApiKey::Fetch, 12, &f);
+        fetched_sizes(&r)
+    };
+    // The request's limit bounds the first partition too, whatever its partition limit.
+    let sizes = both(120 * 1024, 100 << 20);
+    assert!(sizes[0] > 0 && sizes[0] <= 120 * 1024, "{sizes:?}");
+    assert!(sizes.iter().sum::<usize>() <= 120 * 1024, "{sizes:?}");
+    // A limit below one batch still returns the first batch of the first partition, whole.
+    let sizes = both(1, 100 << 20);
+    assert!(sizes[0] > 50 * 1024 && sizes[0] < 100 * 1024, "{sizes:?}");
+    assert_eq!(sizes[1], 0, "{sizes:?}");
+    // The broker's fetch_max_bytes caps a request that asks for more.
+    let sizes = both(50 << 20, 100 << 20);
+    assert!(sizes.iter().sum::<usize>() <= 300_000, "{sizes:?}");
+    assert!(
+        sizes[0] > 200_000,
+        "the first partition fills the budget: {sizes:?}"
+    );
+    // The partition limit holds for every partition.
+    let sizes = both(50 << 20, 60 * 1024);
+    assert!(sizes.iter().all(|s| *s > 0 && *s <= 60 * 1024), "{sizes:?}");
+}

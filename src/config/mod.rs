@@ -54,6 +54,7 @@ pub struct Config {
     pub listeners: String,
     pub advertised_listeners: String,
     pub max_connections: usize,
+    pub fetch_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     pub max_in_flight_requests_per_connection: usize,
     pub shutdown_timeout_ms: u64,
@@ -183,6 +184,12 @@ impl Config {
                 self.socket_request_max_bytes
             ));
         }
+        if self.fetch_max_bytes == 0 || self.fetch_max_bytes > (i32::MAX as usize) / 2 {
+            return bad(format!(
+                "fetch_max_bytes {} must be in [1, 2^30)",
+                self.fetch_max_bytes
+            ));
+        }
         if self.segment_bytes < 14 || self.message_max_bytes < 0 || self.segment_index_bytes < 12 {
             return bad(
                 "segment_bytes, message_max_bytes and segment_index_bytes must be positive sizes"
@@ -280,6 +287,7 @@ impl Config {
             "log.dirs" | "log.dir" => self.data_dir.display().to_string(),
             "max.connections" => self.max_connections.to_string(),
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
+            "fetch.max.bytes" => self.fetch_max_bytes.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
             "num.partitions" => self.num_partitions.to_string(),
             "default.replication.factor" => self.default_replication_factor.to_string(),

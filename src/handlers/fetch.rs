@@ -62,11 +62,18 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
     } else {
         request.replica_id.0
     };
+    // The response limit: the request's (v3+; older requests have none) within the broker's
+    // `fetch_max_bytes`, as Kafka bounds it.
+    let max_bytes = if ctx.api_version >= 3 {
+        request.max_bytes.max(0) as usize
+    } else {
+        usize::MAX
+    };
     let mut plan = resolve(
         &broker,
         request.topics,
         ctx.api_version >= 13,
-        request.max_bytes,
+        max_bytes.min(broker.config.fetch_max_bytes),
         request.isolation_level,
     );
     plan.replica = u64::try_from(replica_id).ok();
@@ -104,13 +111,13 @@ fn resolve(
     broker: &Broker,
     topics: Vec<kafka_protocol::messages::fetch_request::FetchTopic>,
     by_id: bool,
-    max_bytes: i32,
+    max_bytes: usize,
     isolation_level: i8,
 ) -> Plan {
     let mut plan = Plan {
         topics: Vec::new(),
         wanted: Vec::new(),
-        max_bytes: max_bytes.max(0) as usize,
+        max_bytes,
         read_committed: isolation_level == READ_COMMITTED,
         replica: None,
     };
@@ -241,19 +248,22 @@ fn read_partition(
     if p.role() != crate::partition::replicas::Role::Leader {
         return error(ResponseError::NotLeaderOrFollower);
     }
-    if let Some(replica) = plan.replica {
-        return read_for_follower(broker, w, p, replica, data);
-    }
-    // Past the response budget only the first partition with data may exceed it (KIP-74).
-    let limit = if first_with_data {
-        w.max_bytes
-    } else {
-        w.max_bytes.min(budget)
-    };
+    // KIP-74: the response's budget bounds every partition, the partition's own limit too;
+    // only the first batch of the first partition with data may exceed them (the log always
+    // returns at least one whole batch).
+    let limit = w.max_bytes.min(budget);
     if limit == 0 && !first_with_data {
         return data
             .with_high_watermark(p.high_watermark())
-            .with_last_stable_offset(p.last_stable_offset());
+            .with_last_stable_offset(p.last_stable_offset())
+            .with_log_start_offset(p.log_start_offset())
+            .with_records(Some(Default::default()));
+    }
+    let oversized = |records: &Option<bytes::Bytes>| {
+        !first_with_data && records.as_ref().is_some_and(|b| b.len() > limit)
+    };
+    if let Some(replica) = plan.replica {
+        return read_for_follower(broker, w, p, replica, data, limit, oversized);
     }
     let isolation = if plan.read_committed {
         Isolation::ReadCommitted
@@ -262,7 +272,7 @@ fn read_partition(
     };
     match p.read_isolated(w.offset, limit.max(1), isolation) {
         Ok(mut r) => {
-            if !first_with_data && r.records.as_ref().is_some_and(|b| b.len() > limit) {
+            if oversized(&r.records) {
                 r.records = None;
                 r.aborted = r.aborted.map(|_| Vec::new());
             }
@@ -301,6 +311,8 @@ fn read_for_follower(
     p: &Arc<Partition>,
     replica: u64,
     data: PartitionData,
+    limit: usize,
+    oversized: impl Fn(&Option<bytes::Bytes>) -> bool,
 ) -> PartitionData {
     let fail = |e: &PartitionError| {
         data.clone()
@@ -326,12 +338,16 @@ fn read_for_follower(
             .with_records(Some(Default::default()));
     }
     broker.replication.follower_fetched(p, replica, w.offset);
-    match p.read_for_follower(w.offset, w.max_bytes.max(1)) {
-        Ok(r) => data
-            .with_high_watermark(r.high_watermark)
-            .with_last_stable_offset(r.last_stable_offset)
-            .with_log_start_offset(r.log_start_offset)
-            .with_records(Some(r.records.unwrap_or_default())),
+    match p.read_for_follower(w.offset, limit.max(1)) {
+        Ok(mut r) => {
+            if oversized(&r.records) {
+                r.records = None;
+            }
+            data.with_high_watermark(r.high_watermark)
+                .with_last_stable_offset(r.last_stable_offset)
+                .with_log_start_offset(r.log_start_offset)
+                .with_records(Some(r.records.unwrap_or_default()))
+        }
         Err(e) => {
             tracing::debug!(error = %e, replica, "follower fetch failed");
             fail(&e)

@@ -124,7 +124,13 @@ pub fn encode(
     buf.put_i32(0);
     header.encode(&mut buf, header_version).map_err(err)?;
     body.encode(&mut buf, version).map_err(err)?;
-    let size = (buf.len() - 4) as i32;
+    // A response that does not fit its 4-byte size prefix is an error, never a wrapped size.
+    let size = i32::try_from(buf.len() - 4).map_err(|_| {
+        err(anyhow::anyhow!(
+            "response of {} bytes overflows its size prefix",
+            buf.len() - 4
+        ))
+    })?;
     buf[..4].copy_from_slice(&size.to_be_bytes());
     Ok(buf.freeze())
 }
