@@ -286,7 +286,7 @@ pub fn for_each_record(
         let Some(records) = partition.read(offset, 1 << 20)?.records else {
             break;
         };
-        let mut progressed = false;
+        let before = offset;
         for (at, h) in crate::log::batch::batches(&records) {
             let one = &records[at..at + h.total_len()];
             let decoded = match crate::log::records::decode_for_encoder(one) {
@@ -297,10 +297,9 @@ pub fn for_each_record(
                 }
             };
             offset = offset.max(h.last_offset() + 1);
-            progressed = true;
             decoded.into_iter().for_each(&mut f);
         }
-        if !progressed {
+        if offset == before {
             break;
         }
     }

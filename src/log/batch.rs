@@ -178,12 +178,7 @@ pub fn validate_stored(batch: &[u8]) -> Result<(), BatchError> {
     if header.compression() == 0 {
         let limits = super::records::Limits::stored(super::records::Fields::Skip);
         let walked = super::records::for_each(batch, limits, |_| Ok(true))?;
-        if walked != header.records_count() as usize {
-            return Err(BatchError::Invalid(format!(
-                "records count {} but the batch holds {walked} records",
-                header.records_count()
-            )));
-        }
+        super::records::require_count(&header, walked)?;
     }
     Ok(())
 }

@@ -36,6 +36,17 @@ pub struct Record {
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+impl Record {
+    /// The record's offset, from its batch's base offset.
+    pub fn offset(&self, batch: &BatchHeader<'_>) -> i64 {
+        batch.base_offset() + self.offset_delta as i64
+    }
+    /// The record's timestamp, from its batch's base timestamp.
+    pub fn timestamp(&self, batch: &BatchHeader<'_>) -> i64 {
+        batch.base_timestamp().wrapping_add(self.timestamp_delta)
+    }
+}
+
 /// Whether the reader keeps field bytes or only checks and skips them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fields {
@@ -114,16 +125,6 @@ pub fn for_each(
     }
 }
 
-/// Every record of a batch, fields kept (the cleaner and the coordinators' loaders).
-pub fn decode(batch: &[u8]) -> Result<Vec<Record>, BatchError> {
-    let mut out = Vec::new();
-    for_each(batch, Limits::stored(Fields::Keep), |r| {
-        out.push(r);
-        Ok(true)
-    })?;
-    Ok(out)
-}
-
 /// What a produced batch must satisfy beyond its header.
 #[derive(Debug, Clone, Copy)]
 pub struct ProducedChecks {
@@ -164,6 +165,11 @@ pub fn validate_produced(batch: &[u8], checks: &ProducedChecks) -> Result<(), Ba
         expected += 1;
         Ok(true)
     })?;
+    require_count(&header, walked)
+}
+
+/// The records a walk found must be the records the header counts.
+pub(crate) fn require_count(header: &BatchHeader<'_>, walked: usize) -> Result<(), BatchError> {
     if walked != header.records_count() as usize {
         return Err(BatchError::Invalid(format!(
             "records count {} but the batch holds {walked} records",
@@ -181,9 +187,9 @@ pub fn decode_for_encoder(
     use kafka_protocol::records::TimestampType;
     let h = BatchHeader::parse(batch).ok_or(BatchError::Truncated("shorter than a header"))?;
     let mut out = Vec::new();
-    for_each(batch, Limits::stored(Fields::Keep), |r| {
+    for_each(batch, Limits::stored(Fields::Keep), |mut r| {
         let mut headers = kafka_protocol::indexmap::IndexMap::with_capacity(r.headers.len());
-        for (name, value) in r.headers {
+        for (name, value) in std::mem::take(&mut r.headers) {
             let name = kafka_protocol::protocol::StrBytes::try_from(bytes::Bytes::from(name))
                 .map_err(|e| BatchError::Invalid(format!("record header key: {e}")))?;
             headers.insert(name, value.map(bytes::Bytes::from));
@@ -200,15 +206,15 @@ pub fn decode_for_encoder(
             } else {
                 TimestampType::Creation
             },
-            offset: h.base_offset() + r.offset_delta as i64,
+            offset: r.offset(&h),
             sequence: if h.base_sequence() < 0 {
                 -1
             } else {
                 h.base_sequence().wrapping_add(r.offset_delta)
             },
-            timestamp: h.base_timestamp().wrapping_add(r.timestamp_delta),
-            key: r.key.map(bytes::Bytes::from),
-            value: r.value.map(bytes::Bytes::from),
+            timestamp: r.timestamp(&h),
+            key: r.key.take().map(bytes::Bytes::from),
+            value: r.value.take().map(bytes::Bytes::from),
             headers,
         });
         Ok(true)

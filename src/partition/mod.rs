@@ -592,8 +592,7 @@ fn first_record_at_or_after(batch: Bytes, timestamp: i64, min_offset: i64) -> Op
     let limits = Limits::stored(Fields::Skip);
     let mut found = None;
     let read = records::for_each(&batch, limits, |r| {
-        let offset = h.base_offset() + r.offset_delta as i64;
-        let ts = h.base_timestamp().wrapping_add(r.timestamp_delta);
+        let (offset, ts) = (r.offset(&h), r.timestamp(&h));
         if ts >= timestamp && offset >= min_offset {
             found = Some((offset, ts));
             return Ok(false);
