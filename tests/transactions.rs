@@ -361,7 +361,13 @@ fn timed_out_transaction_is_aborted_after_a_sigkill() {
     let (_, list, bases) = fetch_committed(&mut c, "t", 0);
     assert_eq!(list, vec![(pid, 1)]);
     assert_eq!(bases, vec![0, 1, 4, 5]);
-    let d = describe(&mut c, "slow");
+    // The marker (and so the last stable offset) is written before the coordinator records
+    // CompleteAbort, so the state is polled for rather than read once.
+    let d = wait_for(Duration::from_secs(10), || {
+        let d = describe(&mut c, "slow");
+        (d.transaction_state.to_string() == "CompleteAbort").then_some(d)
+    })
+    .unwrap_or_else(|| describe(&mut c, "slow"));
     assert_eq!(d.transaction_state.to_string(), "CompleteAbort");
     assert_eq!(
         d.producer_epoch,
