@@ -19,10 +19,13 @@ use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;
 use crate::partition::manager::{NewTopic, TopicError, TopicManager};
 use crate::partition::Partition;
+use crate::protocol::frame::FrameLimits;
 use crate::replication::admin::TopicAdmin;
 use crate::replication::fetcher::{FetchSettings, Fetchers};
 use crate::replication::Replication;
 use crate::server::listener;
+use crate::server::quotas::ConnectionQuotas;
+use crate::server::session::SessionLimits;
 use crate::txn::coordinator::{TxnConfig, TxnCoordinator};
 use crate::txn::producer_id::ProducerIdManager;
 use std::fs::File;
@@ -32,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -266,7 +270,27 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     if broker.is_single_node() {
         join_alone(&broker).await?;
     }
-    tracker.spawn(listener::run(broker.clone(), listener, tracker.clone()));
+    let quotas = Arc::new(ConnectionQuotas::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        config.connection_overrides()?,
+    ));
+    let limits = SessionLimits {
+        frame: FrameLimits {
+            max_bytes: config.socket_request_max_bytes,
+            read_timeout: Duration::from_millis(config.request_read_timeout_ms),
+            memory: (config.queued_max_request_bytes >= 0)
+                .then(|| Arc::new(Semaphore::new(config.queued_max_request_bytes as usize))),
+        },
+        idle: Duration::from_millis(config.connections_max_idle_ms),
+    };
+    tracker.spawn(listener::run(
+        broker.clone(),
+        listener,
+        quotas,
+        limits,
+        tracker.clone(),
+    ));
     tracker.spawn(background(broker.clone()));
     if config.log_cleaner_enable {
         tracker.spawn(cleaner(broker.clone()));

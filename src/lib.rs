@@ -28,7 +28,7 @@
 //! - [`net`]: outgoing connections between nodes.
 //! - [`log`]: segments (`.log`, `.index`, `.timeindex`, `.txnindex`), the v2 batch header,
 //!   recovery, retention. Knows nothing about the wire protocol.
-//! - [`model`]: small shared types.
+//! - [`model`]: small shared types. [`ratelog`]: rate-limited warnings for refusals a peer causes.
 //! - [`config`]: loading and validating `config/spool.toml`, Kafka's config names and defaults,
 //!   per-topic overrides.
 //! - [`broker`]: builds and wires all of the above; start and graceful shutdown.
@@ -57,6 +57,7 @@ pub mod model;
 pub mod net;
 pub mod partition;
 pub mod protocol;
+pub mod ratelog;
 pub mod replication;
 pub mod server;
 pub mod txn;

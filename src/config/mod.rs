@@ -54,6 +54,11 @@ pub struct Config {
     pub listeners: String,
     pub advertised_listeners: String,
     pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_connections_per_ip_overrides: String,
+    pub connections_max_idle_ms: u64,
+    pub request_read_timeout_ms: u64,
+    pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: usize,
     pub socket_request_max_bytes: usize,
     pub max_in_flight_requests_per_connection: usize,
@@ -190,6 +195,20 @@ impl Config {
                 self.fetch_max_bytes
             ));
         }
+        if self.queued_max_request_bytes != -1
+            && (self.queued_max_request_bytes < self.socket_request_max_bytes as i64)
+        {
+            return bad(format!(
+                "queued_max_request_bytes {} must be -1 (no bound) or at least socket_request_max_bytes {}, or the largest request could never be read",
+                self.queued_max_request_bytes, self.socket_request_max_bytes
+            ));
+        }
+        if self.connections_max_idle_ms == 0 || self.request_read_timeout_ms == 0 {
+            return bad(
+                "connections_max_idle_ms and request_read_timeout_ms must be positive".into(),
+            );
+        }
+        self.connection_overrides()?;
         if self.segment_bytes < 14 || self.message_max_bytes < 0 || self.segment_index_bytes < 12 {
             return bad(
                 "segment_bytes, message_max_bytes and segment_index_bytes must be positive sizes"
@@ -286,6 +305,10 @@ impl Config {
             }
             "log.dirs" | "log.dir" => self.data_dir.display().to_string(),
             "max.connections" => self.max_connections.to_string(),
+            "max.connections.per.ip" => self.max_connections_per_ip.to_string(),
+            "max.connections.per.ip.overrides" => self.max_connections_per_ip_overrides.clone(),
+            "connections.max.idle.ms" => self.connections_max_idle_ms.to_string(),
+            "queued.max.request.bytes" => self.queued_max_request_bytes.to_string(),
             "socket.request.max.bytes" => self.socket_request_max_bytes.to_string(),
             "fetch.max.bytes" => self.fetch_max_bytes.to_string(),
             "auto.create.topics.enable" => self.auto_create_topics_enable.to_string(),
@@ -383,6 +406,47 @@ impl Config {
             }
         }
         Ok(voters)
+    }
+
+    /// `max_connections_per_ip_overrides` (`host:count,...`, Kafka's format) as a count per IP
+    /// address; a host name counts for every address it resolves to now.
+    pub fn connection_overrides(
+        &self,
+    ) -> Result<std::collections::HashMap<std::net::IpAddr, usize>, ConfigError> {
+        use std::net::ToSocketAddrs;
+        let bad = |reason: String| ConfigError::BadValue {
+            key: "max_connections_per_ip_overrides".into(),
+            origin: "configuration".into(),
+            reason,
+        };
+        let mut out = std::collections::HashMap::new();
+        for entry in self
+            .max_connections_per_ip_overrides
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        {
+            let (host, count) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| bad(format!("`{entry}` is not host:count")))?;
+            let count: usize = count
+                .trim()
+                .parse()
+                .map_err(|e| bad(format!("`{entry}`: count: {e}")))?;
+            let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+            let addrs: Vec<std::net::IpAddr> = match host.parse() {
+                Ok(ip) => vec![ip],
+                Err(_) => (host, 0)
+                    .to_socket_addrs()
+                    .map_err(|e| bad(format!("`{entry}`: cannot resolve `{host}`: {e}")))?
+                    .map(|a| a.ip())
+                    .collect(),
+            };
+            for ip in addrs {
+                out.insert(ip, count);
+            }
+        }
+        Ok(out)
     }
 
     /// The socket address to bind.
@@ -498,6 +562,33 @@ mod tests {
         ];
         let c = Config::load(Some(&file), env, &["retention_ms=7".into()]).unwrap();
         assert_eq!((c.num_partitions, c.retention_ms), (4, 7));
+    }
+
+    #[test]
+    fn connection_limits_are_validated() {
+        let c = Config::load(
+            None,
+            Vec::new(),
+            &["max_connections_per_ip_overrides=127.0.0.2:5, [::1]:7,localhost:3".into()],
+        )
+        .unwrap();
+        let o = c.connection_overrides().unwrap();
+        assert_eq!(o[&"127.0.0.2".parse::<std::net::IpAddr>().unwrap()], 5);
+        assert_eq!(o[&"::1".parse::<std::net::IpAddr>().unwrap()], 7);
+        assert_eq!(o[&"127.0.0.1".parse::<std::net::IpAddr>().unwrap()], 3);
+        for bad in [
+            "max_connections_per_ip_overrides=127.0.0.2",
+            "max_connections_per_ip_overrides=127.0.0.2:many",
+            "queued_max_request_bytes=1000",
+            "connections_max_idle_ms=0",
+        ] {
+            let err = Config::load(None, Vec::new(), &[bad.into()]).unwrap_err().to_string();
+            let key = bad.split('=').next().unwrap();
+            assert!(err.contains(key), "{bad}: {err}");
+        }
+        let unbounded =
+            Config::load(None, Vec::new(), &["queued_max_request_bytes=-1".into()]).unwrap();
+        assert_eq!(unbounded.queued_max_request_bytes, -1);
     }
 
     #[test]

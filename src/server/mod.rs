@@ -1,6 +1,8 @@
-//! The network side: the listener accepts a bounded number of connections; each connection's
-//! session reads frames, dispatches them through the route table and writes the responses in
-//! request order. Nothing here knows about topics.
+//! The network side: the listener admits connections within the connection quotas; each
+//! connection's session reads frames (within the shared request-memory budget and the idle and
+//! read deadlines), dispatches them through the route table and writes the responses in request
+//! order. Nothing here knows about topics.
 
 pub mod listener;
+pub mod quotas;
 pub mod session;

@@ -4,23 +4,65 @@
 //! `max_in_flight_requests_per_connection`; pipelined requests therefore overlap their waits
 //! (fsync, long polls) but are handled, and answered, in order.
 //!
-//! Only a malformed frame or a socket error ends a connection; it is logged, and responses
-//! already due are written first.
+//! Only a malformed frame, a socket error, a request that does not arrive within
+//! `request_read_timeout_ms` once begun, or `connections_max_idle_ms` with no request arriving
+//! and no response pending ends a connection; it is logged (rate-limited), and responses already
+//! due are written first.
 
 use crate::broker::Broker;
 use crate::handlers::api_versions;
 use crate::protocol::codec::{self, DecodeError, RawHeader};
-use crate::protocol::frame::{read_frame, FrameError};
+use crate::protocol::frame::{read_frame, Frame, FrameError, FrameLimits};
 use crate::protocol::routes::{Reply, RequestContext};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 use kafka_protocol::ResponseError;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+/// What makes a connection busy rather than idle: requests read whose responses are not yet
+/// written, and when the last response was. A connection is idle when nothing is unanswered and
+/// neither a request nor a response has passed for `connections_max_idle_ms`.
+struct Activity {
+    unanswered: AtomicUsize,
+    since: Instant,
+    /// Milliseconds after `since` at which the last response was written.
+    last_answer_ms: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Activity {
+            unanswered: AtomicUsize::new(0),
+            since: Instant::now(),
+            last_answer_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Activity {
+    fn answered(&self) {
+        self.last_answer_ms
+            .store(self.since.elapsed().as_millis() as u64, Ordering::Release);
+        self.unanswered.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// How long since the last response, or `None` while a response is pending. (The reader
+    /// knows when the last request came: it restarts its wait on every one.)
+    fn idle_for(&self) -> Option<Duration> {
+        if self.unanswered.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_answer_ms.load(Ordering::Acquire));
+        Some(self.since.elapsed().saturating_sub(last))
+    }
+}
 
 /// A reply on its way to the socket.
 struct Pending {
@@ -30,17 +72,52 @@ struct Pending {
     reply: Reply,
 }
 
-pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
+/// What bounds one connection, the same for every connection of a listener.
+#[derive(Clone)]
+pub struct SessionLimits {
+    pub frame: FrameLimits,
+    /// `connections_max_idle_ms`.
+    pub idle: Duration,
+}
+
+pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr, limits: SessionLimits) {
     let (read_half, write_half) = socket.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_requests_per_connection);
-    let writer = tokio::spawn(write_loop(write_half, rx, peer));
-    let max = broker.config.socket_request_max_bytes;
+    let activity = Arc::new(Activity::default());
+    let writer = tokio::spawn(write_loop(write_half, rx, peer, activity.clone()));
     let mut read_buf = BytesMut::new();
+    let mut wait = limits.idle;
     loop {
+        let arrived = tokio::select! {
+            _ = broker.shutdown.cancelled() => break,
+            r = tokio::time::timeout(wait, reader.fill_buf()) => r.map(|r| r.map(|b| !b.is_empty())),
+        };
+        match arrived {
+            Ok(Ok(true)) => wait = limits.idle,
+            Ok(Ok(false)) => break,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "client went away");
+                break;
+            }
+            Err(_quiet) => match activity.idle_for() {
+                Some(idle) if idle >= limits.idle => {
+                    tracing::debug!(%peer, idle_ms = idle.as_millis() as u64, "closing idle connection");
+                    break;
+                }
+                Some(idle) => {
+                    wait = limits.idle - idle;
+                    continue;
+                }
+                None => {
+                    wait = limits.idle;
+                    continue;
+                }
+            },
+        }
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
-            f = read_frame(&mut reader, &mut read_buf, max) => f,
+            f = read_frame(&mut reader, &mut read_buf, &limits.frame) => f,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -50,19 +127,20 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
                 break;
             }
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad frame");
+                crate::warn_limited!(%peer, error = %e, "closing connection: bad frame");
                 break;
             }
         };
         match dispatch(&broker, frame, peer).await {
             Ok(Some(pending)) => {
+                activity.unanswered.fetch_add(1, Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
                     break;
                 }
             }
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(%peer, error = %e, "closing connection: bad request");
+                crate::warn_limited!(%peer, error = %e, "closing connection: bad request");
                 break;
             }
         }
@@ -73,11 +151,18 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr) {
 
 /// Decodes and hands a frame to its handler. A request for a newer ApiVersions than served is
 /// answered in v0 shape with UNSUPPORTED_VERSION (KIP-511); other decode failures close.
+///
+/// The frame's share of the request memory budget is given back when this returns: by then the
+/// handler has taken what it keeps (a produce has appended) and the request bytes are dropped.
 async fn dispatch(
     broker: &Arc<Broker>,
-    frame: Bytes,
+    frame: Frame,
     peer: SocketAddr,
 ) -> Result<Option<Pending>, DecodeError> {
+    let Frame {
+        bytes: frame,
+        memory: _memory,
+    } = frame;
     let raw = RawHeader::peek(&frame).ok_or(DecodeError::Short(frame.len()))?;
     let decoded = match codec::decode(frame) {
         Ok(d) => d,
@@ -114,13 +199,21 @@ async fn dispatch(
     }))
 }
 
-async fn write_loop(socket: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, peer: SocketAddr) {
+async fn write_loop(
+    socket: OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Pending>,
+    peer: SocketAddr,
+    activity: Arc<Activity>,
+) {
     let mut out = BufWriter::with_capacity(64 * 1024, socket);
     while let Some(p) = rx.recv().await {
         let body = match p.reply {
             Reply::Ready(body) => *body,
             Reply::Deferred(future) => future.await,
-            Reply::Nothing => continue,
+            Reply::Nothing => {
+                activity.answered();
+                continue;
+            }
         };
         let bytes = match codec::encode(p.correlation_id, p.key, p.version, &body) {
             Ok(b) => b,
@@ -133,6 +226,7 @@ async fn write_loop(socket: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>, pee
             tracing::debug!(%peer, error = %e, "client went away");
             return;
         }
+        activity.answered();
         // Batch writes while more responses are ready; flush when the queue runs dry.
         if rx.is_empty() {
             if let Err(e) = out.flush().await {

@@ -149,6 +149,17 @@ impl Spool {
             .is_some_and(|c| c.try_wait().unwrap().is_none())
     }
 
+    /// A memory figure of the process from /proc (`VmRSS`, `VmHWM`: peak RSS), in KiB.
+    pub fn memory_kib(&self, field: &str) -> u64 {
+        let pid = self.child.as_ref().expect("spool is running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+    }
+
     /// SIGKILL: the process gets no chance to flush or checkpoint.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -300,8 +311,17 @@ impl Raw {
     }
 
     /// True when the broker has closed this connection (read gives EOF or reset).
+    /// Whether the broker closed the connection: end of stream or a reset within the read
+    /// timeout. Bytes, or silence until the timeout, mean it is still open.
     pub fn is_closed(&mut self) -> bool {
         let mut b = [0u8; 1];
-        matches!(self.stream.read(&mut b), Ok(0) | Err(_))
+        match self.stream.read(&mut b) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+        }
     }
 }
