@@ -316,6 +316,12 @@ async fn start_controller(config: &Config) -> Result<Controller, BrokerError> {
         config.controller_listener.clone(),
     );
     cc.advertised_addr = voters.get(&node_id).cloned();
+    cc.voters = voters.clone();
+    cc.rpc_limits = crate::cluster::network::RpcLimits {
+        idle: Duration::from_millis(config.connections_max_idle_ms),
+        read_timeout: Duration::from_millis(config.request_read_timeout_ms),
+        ..Default::default()
+    };
     let controller = Controller::start(cc).await?;
     if !controller.is_initialized().await? {
         let members = if voters.is_empty() {

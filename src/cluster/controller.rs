@@ -29,6 +29,12 @@ pub struct ControllerConfig {
     pub listen: String,
     /// The address other controllers use to reach this one; the bound address when `None`.
     pub advertised_addr: Option<String>,
+    /// The configured voters (`controller_quorum_voters`), id to `host:port`. With the quorum's
+    /// own membership they decide who may talk to the controller RPC (see
+    /// [`network::PeerAccess`]); empty for a quorum of one.
+    pub voters: std::collections::BTreeMap<RaftNodeId, String>,
+    /// Limits of the controller RPC listener's connections.
+    pub rpc_limits: network::RpcLimits,
     /// How often the leader replicates or heartbeats; also the AppendEntries RPC timeout.
     pub heartbeat_interval: Duration,
     /// A follower that hears no leader for a random time in [min, max) starts an election.
@@ -54,6 +60,8 @@ impl ControllerConfig {
             dir: dir.into(),
             listen: listen.into(),
             advertised_addr: None,
+            voters: Default::default(),
+            rpc_limits: network::RpcLimits::default(),
             heartbeat_interval: Duration::from_millis(150),
             election_timeout_min: Duration::from_millis(750),
             election_timeout_max: Duration::from_millis(1500),
@@ -134,7 +142,14 @@ impl Controller {
                 source: Box::new(source),
             })?;
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(network::serve(listener, raft.clone(), shutdown.clone()));
+        let access = network::PeerAccess::new(raft.clone(), config.voters.clone());
+        let server = tokio::spawn(network::serve(
+            listener,
+            raft.clone(),
+            access,
+            config.rpc_limits.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(node_id, addr = %local_addr, dir = %config.dir.display(), "controller started");
         Ok(Controller {
             node_id,

@@ -7,6 +7,13 @@
 //! for smaller AppendEntries batches instead). A connection carries one request at a time; the
 //! answer to a request is the next frame.
 //!
+//! Who may talk to it: a connection is served only from an address of a quorum member (the
+//! configured voters and the quorum's current membership), and a Raft RPC only when the node it
+//! claims to come from (the candidate of a vote, the leader of an append or snapshot) is a voter
+//! reached at that address. Anything else closes the connection with a rate-limited log line.
+//! Connections are bounded in number ([`RpcLimits`]), closed when idle, and a frame once begun
+//! must arrive within a deadline. (Authentication of peers is the job of TLS, not of this check.)
+//!
 //! The client side ([`NetworkFactory`], [`PeerClient`]) keeps one connection per peer client and
 //! drops it on any failure or timeout, so an abandoned answer can never be read as the answer to
 //! the next request. A peer that cannot be connected to is reported to openraft as
@@ -26,7 +33,9 @@ use openraft::raft::{
 };
 use openraft::{BasicNode, RPCTypes, RaftNetwork, RaftNetworkFactory};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,8 +47,139 @@ use tokio_util::task::TaskTracker;
 /// below it (a chunk's bytes grow about 4x as a JSON array).
 pub const MAX_FRAME_BYTES: u32 = 8 << 20;
 
-/// Connections the RPC listener serves at once; further ones wait to be accepted.
-const MAX_RPC_CONNECTIONS: usize = 64;
+/// Bounds of the controller RPC listener's connections.
+#[derive(Debug, Clone)]
+pub struct RpcLimits {
+    /// Connections served at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
+    /// A connection with no request for this long is closed (peers reconnect on their next
+    /// call; the leader's heartbeats keep its connections busy).
+    pub idle: Duration,
+    /// A frame whose first byte has arrived must arrive whole within this.
+    pub read_timeout: Duration,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits {
+            max_connections: 64,
+            idle: Duration::from_secs(600),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Decides which peers the controller RPC serves, from the configured voters and the quorum's
+/// current membership (so a learner added at run time is reachable, and a removed node is not).
+pub struct PeerAccess {
+    raft: MetadataRaft,
+    configured: BTreeMap<RaftNodeId, String>,
+    /// Addresses resolved once per `host:port`.
+    resolved: Mutex<HashMap<String, Vec<IpAddr>>>,
+}
+
+/// Why a peer was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    NotAMember(IpAddr),
+    NotAVoter { claimed: RaftNodeId },
+    WrongAddress { claimed: RaftNodeId, ip: IpAddr },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::NotAMember(ip) => write!(f, "{ip} is no quorum member's address"),
+            Refusal::NotAVoter { claimed } => write!(f, "node {claimed} is not a voter"),
+            Refusal::WrongAddress { claimed, ip } => {
+                write!(f, "node {claimed} is not at {ip}")
+            }
+        }
+    }
+}
+
+impl PeerAccess {
+    pub fn new(raft: MetadataRaft, configured: BTreeMap<RaftNodeId, String>) -> Arc<Self> {
+        Arc::new(PeerAccess {
+            raft,
+            configured,
+            resolved: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Every member, id to (address, voter?): the configured voters and the current
+    /// membership, which wins where both name a node.
+    fn members(&self) -> BTreeMap<RaftNodeId, (String, bool)> {
+        let mut members: BTreeMap<RaftNodeId, (String, bool)> = self
+            .configured
+            .iter()
+            .map(|(id, addr)| (*id, (addr.clone(), true)))
+            .collect();
+        let metrics = self.raft.metrics().borrow().membership_config.clone();
+        let membership = metrics.membership();
+        let voters: std::collections::BTreeSet<RaftNodeId> = membership.voter_ids().collect();
+        for (id, node) in membership.nodes() {
+            let voter = voters.contains(id) || self.configured.contains_key(id);
+            members.insert(*id, (node.addr.clone(), voter));
+        }
+        members
+    }
+
+    async fn ips_of(&self, addr: &str) -> Vec<IpAddr> {
+        if let Some(ips) = self.resolved.lock().expect("never poisoned").get(addr) {
+            return ips.clone();
+        }
+        let ips: Vec<IpAddr> = match addr.parse::<std::net::SocketAddr>() {
+            Ok(a) => vec![a.ip()],
+            Err(_) => match tokio::net::lookup_host(addr).await {
+                Ok(found) => found.map(|a| a.ip().to_canonical()).collect(),
+                // Not cached: a name that does not resolve now may later.
+                Err(_) => return Vec::new(),
+            },
+        };
+        self.resolved
+            .lock()
+            .expect("never poisoned")
+            .insert(addr.to_string(), ips.clone());
+        ips
+    }
+
+    /// Whether a connection from `ip` may be served at all.
+    pub(crate) async fn admits(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let ip = ip.to_canonical();
+        for (addr, _) in self.members().values() {
+            if self.ips_of(addr).await.contains(&ip) {
+                return Ok(());
+            }
+        }
+        Err(Refusal::NotAMember(ip))
+    }
+
+    /// Whether `request`, from `ip`, may be acted on: a Raft RPC must come from the voter it
+    /// names, at that voter's address.
+    pub(crate) async fn allows(&self, ip: IpAddr, request: &RpcRequest) -> Result<(), Refusal> {
+        let ip = ip.to_canonical();
+        let claimed = match request {
+            RpcRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
+            RpcRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
+            RpcRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
+            RpcRequest::Leader(_) => return self.admits(ip).await,
+        };
+        let Some(claimed) = claimed else {
+            return Err(Refusal::NotAMember(ip));
+        };
+        match self.members().get(&claimed) {
+            Some((addr, true)) => {
+                if self.ips_of(addr).await.contains(&ip) {
+                    Ok(())
+                } else {
+                    Err(Refusal::WrongAddress { claimed, ip })
+                }
+            }
+            _ => Err(Refusal::NotAVoter { claimed }),
+        }
+    }
+}
 
 /// A write that only the leader can perform, sent to it by another node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -102,8 +242,16 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             max: u64::from(max),
         });
     }
-    let mut body = vec![0u8; size as usize];
-    reader.read_exact(&mut body).await.map_err(transport)?;
+    // Grown as bytes arrive: a peer that announces a large frame and sends nothing costs nothing.
+    let mut body = Vec::with_capacity((size as usize).min(64 * 1024));
+    let got = reader
+        .take(u64::from(size))
+        .read_to_end(&mut body)
+        .await
+        .map_err(transport)?;
+    if got != size as usize {
+        return Err(transport(std::io::ErrorKind::UnexpectedEof.into()));
+    }
     Ok(Some(body))
 }
 
@@ -135,31 +283,41 @@ pub(crate) async fn write_frame<W: AsyncWrite + Unpin>(
 /// Serves the controller RPC on `listener` for `raft` until `shutdown`, then waits for every
 /// connection task to end (each stops at its next await once `shutdown` fires; a request in
 /// progress is dropped, and its caller sees a closed connection).
-pub async fn serve(listener: TcpListener, raft: MetadataRaft, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_RPC_CONNECTIONS));
+pub async fn serve(
+    listener: TcpListener,
+    raft: MetadataRaft,
+    access: Arc<PeerAccess>,
+    limits: RpcLimits,
+    shutdown: CancellationToken,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
     let tracker = TaskTracker::new();
     loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            p = permits.clone().acquire_owned() => p.expect("the connection semaphore is never closed"),
-        };
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
             a = listener.accept() => a,
         };
         match accepted {
             Ok((socket, peer)) => {
+                if let Err(refusal) = access.admits(peer.ip()).await {
+                    crate::warn_limited!(%peer, reason = %refusal, "controller connection refused");
+                    continue;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    crate::warn_limited!(%peer, max = limits.max_connections, "controller connection refused: too many connections");
+                    continue;
+                };
                 let _ = socket.set_nodelay(true);
-                let raft = raft.clone();
+                let (raft, access, limits) = (raft.clone(), access.clone(), limits.clone());
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
-                    serve_connection(socket, peer.to_string(), raft, shutdown).await;
+                    serve_connection(socket, peer, raft, access, limits, shutdown).await;
                     drop(permit);
                 });
             }
             Err(e) => {
                 // Out of file descriptors and the like: log, back off briefly, keep serving.
-                tracing::warn!(error = %e, "controller accept failed");
+                crate::warn_limited!(error = %e, "controller accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
@@ -169,24 +327,44 @@ pub async fn serve(listener: TcpListener, raft: MetadataRaft, shutdown: Cancella
     tracker.wait().await;
 }
 
-/// One connection: frame in, dispatch, frame out, until the peer closes, a frame is refused, or
-/// shutdown.
+/// One connection: frame in, check, dispatch, frame out, until the peer closes, goes idle, a
+/// frame is refused, or shutdown.
 async fn serve_connection(
     mut socket: TcpStream,
-    peer: String,
+    peer_addr: std::net::SocketAddr,
     raft: MetadataRaft,
+    access: Arc<PeerAccess>,
+    limits: RpcLimits,
     shutdown: CancellationToken,
 ) {
+    let peer = peer_addr.to_string();
     loop {
+        let mut first = [0u8; 1];
+        let arrived = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = tokio::time::timeout(limits.idle, socket.peek(&mut first)) => r,
+        };
+        match arrived {
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {}
+            Err(_) => {
+                tracing::debug!(%peer, "closing idle controller connection");
+                return;
+            }
+        }
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return,
-            f = read_frame(&mut socket, &peer, MAX_FRAME_BYTES) => f,
+            f = tokio::time::timeout(limits.read_timeout, read_frame(&mut socket, &peer, MAX_FRAME_BYTES)) => f,
         };
         let body = match frame {
-            Ok(Some(body)) => body,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "closing controller connection");
+            Ok(Ok(Some(body))) => body,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                crate::warn_limited!(error = %e, "closing controller connection");
+                return;
+            }
+            Err(_) => {
+                crate::warn_limited!(%peer, "closing controller connection: frame not received in time");
                 return;
             }
         };
@@ -194,10 +372,14 @@ async fn serve_connection(
             Ok(request) => request,
             Err(source) => {
                 let e = ClusterError::Decode { addr: peer, source };
-                tracing::warn!(error = %e, "closing controller connection");
+                crate::warn_limited!(error = %e, "closing controller connection");
                 return;
             }
         };
+        if let Err(refusal) = access.allows(peer_addr.ip(), &request).await {
+            crate::warn_limited!(%peer, reason = %refusal, "closing controller connection: request refused");
+            return;
+        }
         let response = tokio::select! {
             _ = shutdown.cancelled() => return,
             r = dispatch(&raft, request) => r,

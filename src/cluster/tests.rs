@@ -27,17 +27,27 @@ async fn start(node_id: RaftNodeId, dir: &Path, listen: &str) -> Controller {
         .expect("the controller starts")
 }
 
-/// Starts `count` controllers (ids 1..=count) and forms a quorum of all of them.
+/// A loopback address whose port was free a moment ago.
+fn free_addr() -> String {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    probe.local_addr().unwrap().to_string()
+}
+
+/// Starts `count` controllers (ids 1..=count), each configured with all of them as voters (as
+/// a broker is), and forms a quorum of them.
 async fn start_quorum(count: u64) -> (Vec<TempDir>, Vec<Controller>) {
     let dirs: Vec<TempDir> = (0..count).map(|_| tempfile::tempdir().unwrap()).collect();
+    let voters: BTreeMap<RaftNodeId, String> = (1..=count).map(|id| (id, free_addr())).collect();
     let mut nodes = Vec::new();
     for (id, dir) in (1..=count).zip(&dirs) {
-        nodes.push(start(id, dir.path(), "127.0.0.1:0").await);
+        let mut config = ControllerConfig::new(id, dir.path(), voters[&id].clone());
+        config.voters = voters.clone();
+        nodes.push(
+            Controller::start(config)
+                .await
+                .expect("the controller starts"),
+        );
     }
-    let voters: BTreeMap<_, _> = nodes
-        .iter()
-        .map(|c| (c.node_id(), c.local_addr().to_string()))
-        .collect();
     nodes[0]
         .initialize(voters)
         .await
@@ -200,7 +210,14 @@ async fn three_voters_apply_every_command_everywhere() {
 
     // A node that is not a voter still applies everything.
     let learner_dir = tempfile::tempdir().unwrap();
-    let learner = start(4, learner_dir.path(), "127.0.0.1:0").await;
+    // It knows the voters, as a node joining a cluster is configured with them: until it hears
+    // from the quorum, they are the only peers its controller serves.
+    let mut config = ControllerConfig::new(4, learner_dir.path(), "127.0.0.1:0");
+    config.voters = nodes
+        .iter()
+        .map(|c| (c.node_id(), c.local_addr().to_string()))
+        .collect();
+    let learner = Controller::start(config).await.unwrap();
     follower
         .add_learner(4, learner.local_addr().to_string())
         .await
@@ -315,12 +332,15 @@ async fn oversized_frame_is_refused_and_the_server_keeps_serving() {
         .await
         .unwrap();
 
+    eventually("leadership", || node.is_leader()).await;
+
     let mut socket = tokio::net::TcpStream::connect(&addr).await.unwrap();
     socket
         .write_all(&(MAX_FRAME_BYTES + 1).to_be_bytes())
         .await
         .unwrap();
-    socket.write_all(b"{\"vote\":").await.unwrap();
+    // The server may close as soon as it has read the size.
+    let _ = socket.write_all(b"{\"vote\":").await;
     let mut answer = [0u8; 16];
     let read = tokio::time::timeout(DEADLINE, socket.read(&mut answer))
         .await
@@ -425,4 +445,126 @@ async fn an_oversized_append_asks_openraft_for_smaller_batches() {
         Err(RPCError::PayloadTooLarge(hint)) => assert_eq!(hint.entries_hint(), 2),
         other => panic!("expected PayloadTooLarge, got {other:?}"),
     }
+}
+
+/// A raw RPC exchange: `Some(answer)` or `None` when the server closed the connection.
+async fn raw_rpc(
+    socket: &mut tokio::net::TcpStream,
+    request: &network::RpcRequest,
+) -> Option<Vec<u8>> {
+    let body = serde_json::to_vec(request).unwrap();
+    network::write_frame(socket, "node", &body).await.ok()?;
+    tokio::time::timeout(
+        DEADLINE,
+        network::read_frame(socket, "node", MAX_FRAME_BYTES),
+    )
+    .await
+    .expect("an answer or a close, not silence")
+    .ok()
+    .flatten()
+}
+
+async fn connect_from(source: &str, addr: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+async fn closed(socket: &mut tokio::net::TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(DEADLINE, socket.read(&mut b)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_serves_only_its_voters() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ControllerConfig::new(1, dir.path(), "127.0.0.1:0");
+    config.rpc_limits = network::RpcLimits {
+        max_connections: 8,
+        idle: Duration::from_millis(500),
+        read_timeout: Duration::from_millis(500),
+    };
+    let node = Controller::start(config).await.unwrap();
+    let addr = node.local_addr().to_string();
+    node.initialize(BTreeMap::from([(1, addr.clone())]))
+        .await
+        .unwrap();
+    eventually("leadership", || node.is_leader()).await;
+    let term = || node.raft().metrics().borrow().current_term;
+    let term_before = term();
+
+    // From an address that is no member's: closed before anything is read.
+    let mut stranger = connect_from("127.0.0.2", &addr).await;
+    let propose = network::RpcRequest::Leader(LeaderRequest::Propose(register(7)));
+    assert_eq!(raw_rpc(&mut stranger, &propose).await, None);
+    let mut settings = client_settings(MAX_FRAME_BYTES);
+    settings.source = Some("127.0.0.2".parse().unwrap());
+    let forwarded = network::forward(
+        &settings,
+        1,
+        openraft::BasicNode::new(addr.clone()),
+        LeaderRequest::Propose(register(7)),
+        DEADLINE,
+    )
+    .await;
+    assert!(forwarded.is_err(), "a stranger's write was answered");
+    assert!(
+        !node.image().nodes.contains_key(&7),
+        "a stranger's write was applied"
+    );
+
+    // From the member's address, a vote for a node that is not a voter: refused, and the
+    // leader keeps its term.
+    let mut forger = connect_from("127.0.0.1", &addr).await;
+    let vote = network::RpcRequest::Vote(openraft::raft::VoteRequest::new(
+        openraft::Vote::new(term_before + 5, 9),
+        None,
+    ));
+    assert_eq!(
+        raw_rpc(&mut forger, &vote).await,
+        None,
+        "the forged vote was answered"
+    );
+    assert_eq!(term(), term_before, "a forged vote changed the term");
+    assert!(node.is_leader());
+
+    // Idle connections are closed, and connections past the limit are closed at once rather
+    // than left waiting.
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(connect_from("127.0.0.1", &addr).await);
+    }
+    let mut ninth = connect_from("127.0.0.1", &addr).await;
+    assert!(
+        closed(&mut ninth).await,
+        "a connection past the limit was kept"
+    );
+    let started = Instant::now();
+    for socket in &mut idle {
+        assert!(closed(socket).await, "an idle connection was kept");
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // A frame begun and not finished is cut off.
+    let mut slow = connect_from("127.0.0.1", &addr).await;
+    slow.write_all(&[0, 0, 1, 0, b'{']).await.unwrap();
+    assert!(closed(&mut slow).await, "a trickling frame was kept");
+
+    // The member itself is served throughout.
+    let reply = network::forward(
+        &client_settings(MAX_FRAME_BYTES),
+        1,
+        openraft::BasicNode::new(addr),
+        LeaderRequest::Propose(register(1)),
+        DEADLINE,
+    )
+    .await
+    .expect("the member is answered");
+    assert!(
+        matches!(reply, Ok(LeaderReply::Applied(MetadataResponse::Ok))),
+        "{reply:?}"
+    );
+    node.shutdown().await.unwrap();
 }

@@ -582,7 +582,9 @@ mod tests {
             "queued_max_request_bytes=1000",
             "connections_max_idle_ms=0",
         ] {
-            let err = Config::load(None, Vec::new(), &[bad.into()]).unwrap_err().to_string();
+            let err = Config::load(None, Vec::new(), &[bad.into()])
+                .unwrap_err()
+                .to_string();
             let key = bad.split('=').next().unwrap();
             assert!(err.contains(key), "{bad}: {err}");
         }
