@@ -161,6 +161,8 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         .local_addr()
         .map_err(|source| BrokerError::Bind { addr, source })?;
     let config = Arc::new(config);
+    let open_files = crate::partition::admission::raise_fd_limit();
+    tracing::debug!(?open_files, "open-file limit");
     let started = std::time::Instant::now();
     let topics = Arc::new(TopicManager::open(config.clone(), clean)?);
     // From here on a crash must trigger recovery again.

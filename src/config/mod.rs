@@ -65,6 +65,8 @@ pub struct Config {
     pub shutdown_timeout_ms: u64,
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
+    pub max_partitions_per_request: i64,
+    pub max_broker_partitions: i64,
     pub default_replication_factor: i16,
     pub min_insync_replicas: i32,
     pub delete_topic_enable: bool,
@@ -223,6 +225,9 @@ impl Config {
                 "message_timestamp_type `{}` must be CreateTime or LogAppendTime",
                 self.message_timestamp_type
             ));
+        }
+        if self.max_partitions_per_request < 1 || self.max_broker_partitions < -1 {
+            return bad("max_partitions_per_request must be at least 1 and max_broker_partitions at least -1".into());
         }
         if self.num_partitions < 1
             || self.max_connections == 0

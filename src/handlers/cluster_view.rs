@@ -63,6 +63,13 @@ pub fn led_partition(
         .is_some_and(|t| partition >= 0 && (partition as usize) < t.partitions.len());
     match broker.topics.partition(topic, partition) {
         Some(p) if p.role() == crate::partition::replicas::Role::Leader => Ok(p),
+        None if broker
+            .topics
+            .get(topic)
+            .is_some_and(|t| t.is_offline(partition)) =>
+        {
+            Err(ResponseError::KafkaStorageError)
+        }
         _ if exists => Err(ResponseError::NotLeaderOrFollower),
         _ => Err(ResponseError::UnknownTopicOrPartition),
     }

@@ -129,13 +129,17 @@ fn resolve(
         };
         for p in t.partitions {
             let found = match (&topic, by_id) {
-                (Some(t), _) => t.partition(p.partition).cloned().ok_or(
-                    if p.partition >= 0 && p.partition < t.partition_count() {
-                        ResponseError::NotLeaderOrFollower
-                    } else {
-                        ResponseError::UnknownTopicOrPartition
-                    },
-                ),
+                (Some(t), _) => {
+                    t.partition(p.partition)
+                        .cloned()
+                        .ok_or(if t.is_offline(p.partition) {
+                            ResponseError::KafkaStorageError
+                        } else if p.partition >= 0 && p.partition < t.partition_count() {
+                            ResponseError::NotLeaderOrFollower
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        })
+                }
                 (None, true) => Err(ResponseError::UnknownTopicId),
                 (None, false) => Err(ResponseError::UnknownTopicOrPartition),
             };

@@ -174,6 +174,9 @@ fn produce_topic(
                 return error(unknown, None);
             };
             let Some(partition) = topic.partition(p.index).cloned() else {
+                if let Some(why) = topic.offline.get(&p.index) {
+                    return error(ResponseError::KafkaStorageError, Some(why.clone()));
+                }
                 return match p.index < topic.partition_count() && p.index >= 0 {
                     true => error(ResponseError::NotLeaderOrFollower, None),
                     false => error(ResponseError::UnknownTopicOrPartition, None),

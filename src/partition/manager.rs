@@ -10,7 +10,7 @@ use crate::config::topic::{self, TopicOverrides};
 use crate::config::Config;
 use crate::model::TopicPartition;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use thiserror::Error;
@@ -28,6 +28,18 @@ pub enum TopicError {
     InvalidName { name: String, reason: String },
     #[error("Number of partitions must be at least 1, got {0}.")]
     InvalidPartitions(i32),
+    #[error(
+        "{requested} partitions in one request are more than max_partitions_per_request ({max})."
+    )]
+    TooManyPartitions { requested: i64, max: i64 },
+    #[error("Node {node} hosts {hosted} partitions and cannot take {adding} more: it can open at most {max} ({basis}).")]
+    OverCapacity {
+        node: u64,
+        hosted: u64,
+        adding: u64,
+        max: u64,
+        basis: String,
+    },
     #[error("Unable to replicate the partition {factor} time(s): the target replication factor of {factor} cannot be reached because only {live} node(s) are live.")]
     InvalidReplicationFactor { factor: i16, live: usize },
     #[error("{0}")]
@@ -61,8 +73,12 @@ pub enum TopicError {
 pub struct Topic {
     pub name: String,
     pub id: Uuid,
-    /// Indexed by partition number; `None` where this node holds no replica.
+    /// Indexed by partition number; `None` where this node holds no replica, or holds one
+    /// that could not be opened.
     pub partitions: Vec<Option<Arc<Partition>>>,
+    /// Replicas hosted here that could not be opened, with why: served as offline (Kafka's
+    /// KAFKA_STORAGE_ERROR) and tried again at the next change of the topic.
+    pub offline: BTreeMap<i32, String>,
     pub overrides: TopicOverrides,
 }
 
@@ -87,6 +103,11 @@ impl Topic {
 
     pub fn is_internal(&self) -> bool {
         is_internal(&self.name)
+    }
+
+    /// Whether partition `index` is hosted here but could not be opened.
+    pub fn is_offline(&self, index: i32) -> bool {
+        self.offline.contains_key(&index)
     }
 }
 
@@ -189,6 +210,7 @@ impl TopicManager {
     ) -> Result<Topic, TopicError> {
         let log_config = topic::log_config(&self.config, &self.dynamic(), &record.configs);
         let mut partitions = Vec::new();
+        let mut offline = BTreeMap::new();
         for p in 0..record.partitions {
             if record.hosted.as_ref().is_some_and(|h| !h.contains(&p)) {
                 partitions.push(None);
@@ -196,13 +218,23 @@ impl TopicManager {
             }
             let tp = TopicPartition::new(name, p);
             let dir = self.config.data_dir.join(tp.dir_name());
-            let (partition, report) = Partition::open(
+            let opened = Partition::open(
                 tp.clone(),
                 &dir,
                 log_config.clone(),
                 clean_shutdown,
                 self.local(),
-            )?;
+            );
+            let (partition, report) = match opened {
+                Ok(opened) => opened,
+                Err(e) => {
+                    // One partition must not keep the broker from starting: it is offline.
+                    crate::warn_limited!(partition = %tp, error = %e, "partition cannot be opened; serving it as offline");
+                    offline.insert(p, e.to_string());
+                    partitions.push(None);
+                    continue;
+                }
+            };
             for problem in &report.problems {
                 tracing::warn!(partition = %tp, "recovery: {problem}");
             }
@@ -215,6 +247,7 @@ impl TopicManager {
             name: name.to_string(),
             id: record.id,
             partitions,
+            offline,
             overrides: record.configs,
         })
     }
@@ -319,26 +352,18 @@ impl TopicManager {
         }
         let _admin = self.admin_lock.lock().expect("admin lock poisoned");
         let current = self.get(&spec.name);
-        let hosted: Vec<i32> = spec.hosted.iter().copied().collect();
         if let Some(t) = &current {
             let same_hosted = t.partition_count() == spec.partitions
+                && t.offline.is_empty()
                 && (0..spec.partitions)
                     .all(|p| t.partition(p).is_some() == spec.hosted.contains(&p));
             if same_hosted && t.overrides == spec.overrides {
                 return Ok(t.clone());
             }
         }
-        let record = TopicRecord {
-            id: spec.id,
-            partitions: spec.partitions,
-            hosted: Some(hosted),
-            configs: spec.overrides.clone(),
-        };
-        let path = self.catalog_path(&spec.name);
-        let text = toml::to_string(&record).expect("topic record serialises");
-        crate::log::write_atomically(&path, text.as_bytes()).map_err(storage_err(&path))?;
         let log_config = topic::log_config(&self.config, &self.dynamic(), &spec.overrides);
         let mut partitions = Vec::with_capacity(spec.partitions as usize);
+        let mut offline = BTreeMap::new();
         for p in 0..spec.partitions {
             let existing = current.as_ref().and_then(|t| t.partition(p)).cloned();
             let entry = match (existing, spec.hosted.contains(&p)) {
@@ -349,9 +374,15 @@ impl TopicManager {
                 (None, true) => {
                     let tp = TopicPartition::new(&spec.name, p);
                     let dir = self.config.data_dir.join(tp.dir_name());
-                    let (partition, _) =
-                        Partition::open(tp, &dir, log_config.clone(), true, self.local())?;
-                    Some(Arc::new(partition))
+                    match Partition::open(tp.clone(), &dir, log_config.clone(), true, self.local())
+                    {
+                        Ok((partition, _)) => Some(Arc::new(partition)),
+                        Err(e) => {
+                            crate::warn_limited!(partition = %tp, error = %e, "partition cannot be opened; serving it as offline");
+                            offline.insert(p, e.to_string());
+                            None
+                        }
+                    }
                 }
                 (Some(partition), false) => {
                     remove_partition_dir(&partition, spec.id)?;
@@ -361,14 +392,30 @@ impl TopicManager {
             };
             partitions.push(entry);
         }
+        // The catalog names only what opened: a restart never finds a partition claimed that
+        // was not there (the metadata still assigns the offline ones, so they are tried again).
+        let record = TopicRecord {
+            id: spec.id,
+            partitions: spec.partitions,
+            hosted: Some(
+                (0..spec.partitions)
+                    .filter(|p| partitions[*p as usize].is_some())
+                    .collect(),
+            ),
+            configs: spec.overrides.clone(),
+        };
+        let path = self.catalog_path(&spec.name);
+        let text = toml::to_string(&record).expect("topic record serialises");
+        crate::log::write_atomically(&path, text.as_bytes()).map_err(storage_err(&path))?;
         let topic = Arc::new(Topic {
             name: spec.name.clone(),
             id: spec.id,
             partitions,
+            offline,
             overrides: spec.overrides.clone(),
         });
         self.write_topics().insert(spec.name.clone(), topic.clone());
-        tracing::info!(topic = %spec.name, partitions = spec.partitions, hosted = ?spec.hosted, "topic applied");
+        tracing::info!(topic = %spec.name, partitions = spec.partitions, hosted = spec.hosted.len(), offline = topic.offline.len(), "topic applied");
         Ok(topic)
     }
 
@@ -431,7 +478,12 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
 /// `-delete` directory that the next start removes.
 fn remove_partition_dir(p: &Partition, id: Uuid) -> Result<(), TopicError> {
     let dir = p.dir();
-    let aside = dir.with_file_name(format!("{}.{}-delete", p.tp().dir_name(), id.simple()));
+    // Within a file name's 255 bytes, as Kafka's delete-dir names are: a 249-character topic
+    // leaves no room for the whole name and the suffix, so the name is cut.
+    let suffix = format!("-{}.{}-delete", p.tp().partition, id.simple());
+    let topic = &p.tp().topic;
+    let keep = topic.len().min(255 - suffix.len());
+    let aside = dir.with_file_name(format!("{}{suffix}", &topic[..keep]));
     std::fs::rename(&dir, &aside).map_err(storage_err(&dir))?;
     std::fs::remove_dir_all(&aside).map_err(storage_err(&aside))
 }

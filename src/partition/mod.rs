@@ -5,6 +5,7 @@
 //! positions); it is never held across `.await`. fsync runs on the blocking pool behind
 //! `flush_lock`, which makes concurrent waiters share one sync (group commit).
 
+pub mod admission;
 pub mod manager;
 pub mod replicas;
 pub mod replication;

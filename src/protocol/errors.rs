@@ -58,7 +58,11 @@ pub fn topic(e: &TopicError) -> ResponseError {
     match e {
         TopicError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
         TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
-        TopicError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        TopicError::InvalidPartitions(_) | TopicError::TooManyPartitions { .. } => {
+            ResponseError::InvalidPartitions
+        }
+        // Kafka's answer to a request that a broker-side policy refuses.
+        TopicError::OverCapacity { .. } => ResponseError::PolicyViolation,
         TopicError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,

@@ -8,6 +8,7 @@ use crate::cluster::image::{MetadataImage, TopicImage};
 use crate::cluster::{ClusterError, MetadataCommand, Rejection};
 use crate::config::topic::{self, TopicOverrides};
 use crate::config::Config;
+use crate::partition::admission::{self, Capacity};
 use crate::partition::manager::{validate_name, NewTopic, TopicError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,14 +21,66 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct TopicAdmin {
     config: Arc<Config>,
     replication: Arc<Replication>,
+    /// How many partitions a node can host; every node is taken to have this node's limits.
+    capacity: Capacity,
 }
 
 impl TopicAdmin {
     pub fn new(config: Arc<Config>, replication: Arc<Replication>) -> Self {
+        let capacity = admission::capacity(&config);
+        tracing::info!(max_partitions = capacity.max_partitions, basis = %capacity.basis, "partition capacity per node");
         TopicAdmin {
             config,
             replication,
+            capacity,
         }
+    }
+
+    /// Refuses more new partitions in one request than `max_partitions_per_request`, before
+    /// anything is planned for them.
+    fn check_request_size(&self, count: i64) -> Result<(), TopicError> {
+        let max = self.config.max_partitions_per_request;
+        if count > max {
+            return Err(TopicError::TooManyPartitions {
+                requested: count,
+                max,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses an assignment that would take any node past its partition capacity.
+    fn check_capacity(
+        &self,
+        image: &MetadataImage,
+        assignments: &[Vec<u64>],
+    ) -> Result<(), TopicError> {
+        let mut adding: BTreeMap<u64, u64> = BTreeMap::new();
+        for node in assignments.iter().flatten() {
+            *adding.entry(*node).or_default() += 1;
+        }
+        let mut hosted: BTreeMap<u64, u64> = BTreeMap::new();
+        for partition in image.topics.values().flat_map(|t| &t.partitions) {
+            for node in &partition.replicas {
+                if adding.contains_key(node) {
+                    *hosted.entry(*node).or_default() += 1;
+                }
+            }
+        }
+        let max = self.capacity.max_partitions;
+        for (node, adding) in adding {
+            let hosted = hosted.get(&node).copied().unwrap_or(0);
+            if hosted + adding > max {
+                return Err(TopicError::OverCapacity {
+                    node,
+                    hosted,
+                    adding,
+                    max,
+                    basis: self.capacity.basis.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn image(&self) -> Arc<MetadataImage> {
@@ -71,13 +124,18 @@ impl TopicAdmin {
             topic::validate(name, value).map_err(TopicError::InvalidConfig)?;
         }
         if let Some(manual) = manual {
+            self.check_request_size(manual.len() as i64)?;
             self.check_manual(&image, &manual)?;
+            self.check_capacity(&image, &manual)?;
             return Ok(manual);
         }
         if new.num_partitions < 1 {
             return Err(TopicError::InvalidPartitions(new.num_partitions));
         }
-        self.assign(new.num_partitions, new.replication_factor, 0)
+        self.check_request_size(i64::from(new.num_partitions))?;
+        let assignments = self.assign(new.num_partitions, new.replication_factor, 0)?;
+        self.check_capacity(&image, &assignments)?;
+        Ok(assignments)
     }
 
     /// Replica lists for `count` new partitions numbered from `first`: Kafka's rack-unaware
@@ -242,6 +300,7 @@ impl TopicAdmin {
             return Err(TopicError::SamePartitions(have));
         }
         let rf = topic.partitions.first().map_or(1, |p| p.replicas.len()) as i16;
+        self.check_request_size(i64::from(count) - i64::from(have))?;
         let assignments = match manual {
             Some(m) => {
                 if m.len() as i32 != count - have {
@@ -256,6 +315,7 @@ impl TopicAdmin {
             }
             None => self.assign(count - have, rf, have)?,
         };
+        self.check_capacity(&image, &assignments)?;
         if validate_only {
             return Ok(());
         }

@@ -84,6 +84,7 @@ impl Cluster {
                 port: free_port_on(&ip),
                 extra: args,
                 env: Vec::new(),
+                nofile: None,
             };
             nodes.push(Node { id, ip, spool });
         }

@@ -28,6 +28,8 @@ pub struct Spool {
     extra: Vec<String>,
     /// Extra environment for the process (e.g. LD_PRELOAD of a fault-injecting layer).
     pub env: Vec<(String, String)>,
+    /// Soft and hard RLIMIT_NOFILE for the process, when set.
+    pub nofile: Option<u64>,
 }
 
 /// A loopback port that was free a moment ago (for restarts on the same port).
@@ -70,6 +72,24 @@ impl Spool {
             port,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
+            nofile: None,
+        };
+        s.launch();
+        s
+    }
+
+    /// Starts spool with its open-file limit (soft and hard) set to `nofile`.
+    pub fn start_with_nofile(dir: &Path, extra: &[&str], nofile: u64) -> Self {
+        let mut s = Spool {
+            child: None,
+            addr: String::new(),
+            data_dir: dir.join("data"),
+            log_path: dir.join("spool.log"),
+            host: "127.0.0.1".into(),
+            port: 0,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
+            nofile: Some(nofile),
         };
         s.launch();
         s
@@ -89,6 +109,7 @@ impl Spool {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            nofile: None,
         };
         s.launch();
         s
@@ -102,7 +123,25 @@ impl Spool {
             .append(true)
             .open(&self.log_path)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_spool"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_spool"));
+        if let Some(nofile) = self.nofile {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            // SAFETY: setrlimit is async-signal-safe and touches only the child's limits.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let child = command
             .arg("serve")
             .arg("--listeners")
             .arg(format!("{}:{}", self.host, self.port))
