@@ -61,9 +61,9 @@ impl Spool {
         Self::start_on(dir, 0, extra)
     }
 
-    /// Starts spool on `port` (0: any) with its data under `dir`.
-    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Self {
-        let mut s = Spool {
+    /// A broker on 127.0.0.1, not yet started.
+    fn unstarted(dir: &Path, port: u16, extra: &[&str]) -> Self {
+        Spool {
             child: None,
             addr: String::new(),
             data_dir: dir.join("data"),
@@ -73,44 +73,31 @@ impl Spool {
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
             nofile: None,
-        };
+        }
+    }
+
+    /// Starts spool on `port` (0: any) with its data under `dir`.
+    pub fn start_on(dir: &Path, port: u16, extra: &[&str]) -> Self {
+        let mut s = Self::unstarted(dir, port, extra);
         s.launch();
         s
     }
 
     /// Starts spool with its open-file limit (soft and hard) set to `nofile`.
     pub fn start_with_nofile(dir: &Path, extra: &[&str], nofile: u64) -> Self {
-        let mut s = Spool {
-            child: None,
-            addr: String::new(),
-            data_dir: dir.join("data"),
-            log_path: dir.join("spool.log"),
-            host: "127.0.0.1".into(),
-            port: 0,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            env: Vec::new(),
-            nofile: Some(nofile),
-        };
+        let mut s = Self::unstarted(dir, 0, extra);
+        s.nofile = Some(nofile);
         s.launch();
         s
     }
 
     /// Starts spool on an ephemeral port with extra environment variables.
     pub fn start_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Self {
-        let mut s = Spool {
-            child: None,
-            addr: String::new(),
-            data_dir: dir.join("data"),
-            log_path: dir.join("spool.log"),
-            host: "127.0.0.1".into(),
-            port: 0,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            nofile: None,
-        };
+        let mut s = Self::unstarted(dir, 0, extra);
+        s.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         s.launch();
         s
     }
