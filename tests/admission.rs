@@ -35,9 +35,11 @@ fn add_partitions(c: &mut Raw, topic: &str, count: i32) -> i16 {
         3,
         &CreatePartitionsRequest::default()
             .with_timeout_ms(10_000)
-            .with_topics(vec![create_partitions_request::CreatePartitionsTopic::default()
-                .with_name(name(topic))
-                .with_count(count)]),
+            .with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(name(topic))
+                    .with_count(count),
+            ]),
     );
     r.results[0].error_code
 }
@@ -141,7 +143,11 @@ fn a_partition_that_cannot_open_is_offline_and_the_rest_serve() {
     assert_eq!(produce_code(&mut c, "t", 0), 0);
     assert_eq!(produce_code(&mut c, "t", 2), 0);
     let log = std::fs::read_to_string(&spool.log_path).unwrap();
-    assert!(log.contains("serving it as offline"), "{}", spool.log_tail());
+    assert!(
+        log.contains("serving it as offline"),
+        "{}",
+        spool.log_tail()
+    );
     // Repaired, it opens again at the next restart.
     std::fs::remove_dir(&index).unwrap();
     assert!(spool.terminate());

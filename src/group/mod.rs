@@ -233,4 +233,15 @@ impl LeadershipListener for GroupCoordinator {
             self.unload_partition(partition.tp().partition);
         }
     }
+
+    fn on_topics_deleted(&self, topics: &[String]) {
+        let removed = self.remove_topic_offsets(topics);
+        if removed > 0 {
+            tracing::info!(
+                ?topics,
+                offsets = removed,
+                "committed offsets of deleted topics removed"
+            );
+        }
+    }
 }

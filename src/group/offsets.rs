@@ -260,6 +260,43 @@ impl GroupCoordinator {
         (code::NONE, errors)
     }
 
+    /// Removes every committed (and pending transactional) offset of `topics` from the groups
+    /// this node coordinates, writing tombstones, as Kafka does when topics are deleted: a
+    /// topic created again under the same name is then read from its start, not skipped to
+    /// the old topic's positions. Returns how many committed offsets went.
+    pub fn remove_topic_offsets(&self, topics: &[String]) -> usize {
+        let mut groups = self.groups();
+        let mut removed = 0;
+        for g in groups.values_mut() {
+            for pending in g.pending_txn.values_mut() {
+                pending.retain(|(t, _), _| !topics.contains(t));
+            }
+            let doomed: Vec<(String, i32)> = g
+                .offsets
+                .keys()
+                .filter(|(t, _)| topics.contains(t))
+                .cloned()
+                .collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let records: Vec<(Bytes, Option<Bytes>)> = doomed
+                .iter()
+                .map(|(t, p)| (store::offset_key(&g.id, t, *p), None))
+                .collect();
+            if let Err(e) = self.append(&g.id, &records) {
+                // The offsets stay until retention expires them.
+                crate::warn_limited!(group = %g.id, error = %e, "cannot remove the offsets of deleted topics");
+                continue;
+            }
+            for k in &doomed {
+                g.offsets.remove(k);
+            }
+            removed += doomed.len();
+        }
+        removed
+    }
+
     /// Removes offsets past retention (Kafka's rules by group state) and groups left with
     /// nothing, writing tombstones. Returns how many offsets expired.
     pub fn expire_offsets(&self) -> usize {

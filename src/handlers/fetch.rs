@@ -341,6 +341,14 @@ fn read_for_follower(
             )
             .with_records(Some(Default::default()));
     }
+    if w.offset > p.log_end_offset() {
+        // Records the leader does not have: nothing to record or read (Kafka answers the same).
+        return data
+            .with_error_code(ResponseError::OffsetOutOfRange.code())
+            .with_high_watermark(p.high_watermark())
+            .with_log_start_offset(p.log_start_offset())
+            .with_records(Some(Default::default()));
+    }
     broker.replication.follower_fetched(p, replica, w.offset);
     match p.read_for_follower(w.offset, limit.max(1)) {
         Ok(mut r) => {

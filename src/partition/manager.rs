@@ -60,6 +60,9 @@ pub enum TopicError {
     SamePartitions(i32),
     #[error("{0}")]
     InvalidRequest(String),
+    /// A change clients may not make to an internal or reserved topic.
+    #[error("{0}")]
+    Protected(String),
     #[error("topic catalog at {path}: {source}")]
     Storage {
         path: PathBuf,
@@ -447,6 +450,9 @@ impl TopicManager {
 pub fn is_internal(name: &str) -> bool {
     name == crate::group::store::OFFSETS_TOPIC || name == crate::txn::store::TXN_TOPIC
 }
+
+/// The name of Kafka's metadata log, which no client may create (Kafka refuses it too).
+pub const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
 
 /// Kafka's topic name rules: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
 pub fn validate_name(name: &str) -> Result<(), TopicError> {

@@ -144,6 +144,13 @@ impl ReplicaSet {
         let Some(f) = self.followers.get_mut(&replica) else {
             return false;
         };
+        // A follower cannot hold records the leader does not have: an offset past the
+        // leader's end is not progress (it would count toward the high watermark and the ISR
+        // for records the follower never fetched). The fetch is refused with
+        // OFFSET_OUT_OF_RANGE.
+        if fetch_offset > leader_end || fetch_offset < 0 {
+            return false;
+        }
         if fetch_offset >= leader_end {
             f.last_caught_up = now;
         } else if fetch_offset >= f.leader_end_at_last_fetch {
@@ -247,6 +254,27 @@ mod tests {
         assert_eq!(set.high_watermark(10), Some(4));
         set.record_fetch(3, 10, 10, now);
         assert_eq!(set.high_watermark(12), Some(10));
+    }
+
+    #[test]
+    fn a_follower_claiming_more_than_the_leader_has_is_not_progress() {
+        let now = Instant::now();
+        let mut set = leader_set(now);
+        assert!(!set.record_fetch(2, 1_000_000, 10, now));
+        assert!(!set.record_fetch(3, -5, 10, now));
+        assert_eq!(
+            set.high_watermark(10),
+            None,
+            "no follower progress was recorded"
+        );
+        set.record_fetch(2, 10, 10, now);
+        set.record_fetch(3, 7, 10, now);
+        assert!(!set.record_fetch(3, 11, 10, now));
+        assert_eq!(
+            set.high_watermark(10),
+            Some(7),
+            "the forged fetch moved nothing"
+        );
     }
 
     #[test]

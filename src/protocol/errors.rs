@@ -72,7 +72,7 @@ pub fn topic(e: &TopicError) -> ResponseError {
         TopicError::FewerPartitions { .. } | TopicError::SamePartitions(_) => {
             ResponseError::InvalidPartitions
         }
-        TopicError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        TopicError::InvalidRequest(_) | TopicError::Protected(_) => ResponseError::InvalidRequest,
         TopicError::Storage { .. } => ResponseError::KafkaStorageError,
         TopicError::Partition(p) => partition(p),
     }

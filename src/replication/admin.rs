@@ -9,7 +9,9 @@ use crate::cluster::{ClusterError, MetadataCommand, Rejection};
 use crate::config::topic::{self, TopicOverrides};
 use crate::config::Config;
 use crate::partition::admission::{self, Capacity};
-use crate::partition::manager::{validate_name, NewTopic, TopicError};
+use crate::partition::manager::{
+    is_internal, validate_name, NewTopic, TopicError, CLUSTER_METADATA_TOPIC,
+};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,9 +99,20 @@ impl TopicAdmin {
             .collect()
     }
 
-    /// Checks a creation request against the metadata and returns the replica assignment it
-    /// would get; nothing changes.
+    /// Checks a client's creation request against the metadata and returns the replica
+    /// assignment it would get; nothing changes. The internal topics are created by the broker
+    /// itself, with the partition count its coordinators hash over, and `__cluster_metadata` is
+    /// Kafka's metadata log: clients may create neither.
     pub fn plan(
+        &self,
+        new: &NewTopic,
+        manual: Option<Vec<Vec<u64>>>,
+    ) -> Result<Vec<Vec<u64>>, TopicError> {
+        refuse_protected(&new.name)?;
+        self.plan_any(new, manual)
+    }
+
+    fn plan_any(
         &self,
         new: &NewTopic,
         manual: Option<Vec<Vec<u64>>>,
@@ -191,13 +204,22 @@ impl TopicAdmin {
         Ok(())
     }
 
-    /// Creates a topic; returns its id once this node has applied it.
+    /// Creates a topic for a client; returns its id once this node has applied it.
     pub async fn create(
         &self,
         new: NewTopic,
         manual: Option<Vec<Vec<u64>>>,
     ) -> Result<Uuid, TopicError> {
-        let partitions = self.plan(&new, manual)?;
+        refuse_protected(&new.name)?;
+        self.create_any(new, manual).await
+    }
+
+    async fn create_any(
+        &self,
+        new: NewTopic,
+        manual: Option<Vec<Vec<u64>>>,
+    ) -> Result<Uuid, TopicError> {
+        let partitions = self.plan_any(&new, manual)?;
         let id = Uuid::new_v4();
         let command = MetadataCommand::CreateTopic {
             name: new.name.clone(),
@@ -217,13 +239,21 @@ impl TopicAdmin {
         Ok(id)
     }
 
-    /// Creates a topic unless one of that name exists (Metadata auto-creation, internal topics).
+    /// Creates a topic unless one of that name exists (Metadata auto-creation).
     pub async fn create_or_get(&self, new: NewTopic) -> Result<(), TopicError> {
         if self.image().topic(&new.name).is_some() {
             return Ok(());
         }
+        refuse_protected(&new.name)?;
+        self.create_or_get_any(new).await
+    }
+
+    async fn create_or_get_any(&self, new: NewTopic) -> Result<(), TopicError> {
+        if self.image().topic(&new.name).is_some() {
+            return Ok(());
+        }
         let name = new.name.clone();
-        match self.create(new, None).await {
+        match self.create_any(new, None).await {
             Err(TopicError::AlreadyExists(_)) => {
                 self.wait_applied(move |image| image.topic(&name).is_some())
                     .await
@@ -250,7 +280,7 @@ impl TopicAdmin {
         if let Some(min) = min_isr {
             overrides.insert("min.insync.replicas".into(), min.to_string());
         }
-        self.create_or_get(NewTopic {
+        self.create_or_get_any(NewTopic {
             name: name.to_string(),
             num_partitions: partitions,
             replication_factor,
@@ -266,6 +296,12 @@ impl TopicAdmin {
         }
         let image = self.image();
         let topic = existing(&image, name)?;
+        if is_internal(name) {
+            // Every committed offset or transaction state would go with it.
+            return Err(TopicError::Protected(format!(
+                "Topic {name} is an internal topic and cannot be deleted."
+            )));
+        }
         let id = Uuid::parse_str(&topic.topic_id)
             .map_err(|e| TopicError::InvalidRequest(format!("topic id: {e}")))?;
         self.propose(MetadataCommand::DeleteTopic {
@@ -289,6 +325,13 @@ impl TopicAdmin {
     ) -> Result<(), TopicError> {
         let image = self.image();
         let topic = existing(&image, name)?;
+        if is_internal(name) {
+            // Its coordinators hash ids over the partition count: adding partitions would move
+            // every group or transactional id to another partition and lose its state.
+            return Err(TopicError::Protected(format!(
+                "The partition count of internal topic {name} cannot be changed."
+            )));
+        }
         let have = topic.partitions.len() as i32;
         if count < have {
             return Err(TopicError::FewerPartitions {
@@ -346,6 +389,16 @@ impl TopicAdmin {
         let topic = existing(&image, name)?;
         for (k, v) in &overrides {
             topic::validate(k, v).map_err(TopicError::InvalidConfig)?;
+        }
+        if is_internal(name)
+            && overrides
+                .get("cleanup.policy")
+                .is_none_or(|policy| policy.split(',').map(str::trim).ne(["compact"]))
+        {
+            // The coordinators keep their latest state per key: retention would delete it.
+            return Err(TopicError::InvalidConfig(format!(
+                "Internal topic {name} must keep cleanup.policy=compact."
+            )));
         }
         if validate_only {
             return Ok(());
@@ -405,6 +458,16 @@ impl TopicAdmin {
 }
 
 /// The topic called `name` in `image`, or `TopicError::Unknown`.
+/// Refuses a client's creation of an internal topic or of Kafka's metadata log.
+fn refuse_protected(name: &str) -> Result<(), TopicError> {
+    if name == CLUSTER_METADATA_TOPIC || is_internal(name) {
+        return Err(TopicError::Protected(format!(
+            "Creation of internal topic {name} is prohibited."
+        )));
+    }
+    Ok(())
+}
+
 fn existing<'a>(image: &'a MetadataImage, name: &str) -> Result<&'a TopicImage, TopicError> {
     image
         .topic(name)

@@ -35,6 +35,9 @@ pub trait LeadershipListener: Send + Sync {
     fn topic(&self) -> &str;
     /// `leader`: this node now leads `partition` (at a new epoch) or no longer does.
     fn on_leadership(&self, partition: &Arc<Partition>, leader: bool);
+    /// Topics left the metadata (deleted, or deleted and created again under a new id): state
+    /// kept about them goes with them. Told for every topic, hosted here or not.
+    fn on_topics_deleted(&self, _topics: &[String]) {}
 }
 
 pub struct Replication {
@@ -139,6 +142,29 @@ impl Replication {
     /// Makes local state match `image`.
     pub fn reconcile(&self, image: &MetadataImage) {
         let caught_up = self.is_registered(image);
+        let deleted: Vec<String> = {
+            let previous = self.reconciled.borrow();
+            previous
+                .topics
+                .iter()
+                .filter(|(name, t)| {
+                    image
+                        .topic(name)
+                        .is_none_or(|now| now.topic_id != t.topic_id)
+                })
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        if !deleted.is_empty() {
+            let listeners = self
+                .listeners
+                .lock()
+                .expect("listeners lock poisoned")
+                .clone();
+            for l in &listeners {
+                l.on_topics_deleted(&deleted);
+            }
+        }
         for (name, t) in &image.topics {
             let Ok(id) = uuid::Uuid::parse_str(&t.topic_id) else {
                 continue;
