@@ -33,13 +33,7 @@ fn add_partitions(c: &mut Raw, topic: &str, count: i32) -> i16 {
     let r: CreatePartitionsResponse = c.request(
         ApiKey::CreatePartitions,
         3,
-        &CreatePartitionsRequest::default()
-            .with_timeout_ms(10_000)
-            .with_topics(vec![
-                create_partitions_request::CreatePartitionsTopic::default()
-                    .with_name(name(topic))
-                    .with_count(count),
-            ]),
+        &support::kafka::create_partitions(topic, count),
     );
     r.results[0].error_code
 }

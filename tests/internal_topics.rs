@@ -43,6 +43,26 @@ fn partitions_of(c: &mut Raw, topic: &str) -> Option<usize> {
         .map(|t| t.partitions.len())
 }
 
+/// IncrementalAlterConfigs SET of one topic config; the resource's error code.
+fn alter(c: &mut Raw, topic: &str, config: &str, value: &str) -> i16 {
+    let r: IncrementalAlterConfigsResponse = c.request(
+        ApiKey::IncrementalAlterConfigs,
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            incremental_alter_configs_request::AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(s(topic))
+                .with_configs(vec![
+                    incremental_alter_configs_request::AlterableConfig::default()
+                        .with_name(s(config))
+                        .with_config_operation(0)
+                        .with_value(Some(s(value))),
+                ]),
+        ]),
+    );
+    r.responses[0].error_code
+}
+
 #[test]
 fn clients_cannot_create_delete_grow_or_uncompact_internal_topics() {
     let dir = tempfile::tempdir().unwrap();
@@ -78,49 +98,24 @@ fn clients_cannot_create_delete_grow_or_uncompact_internal_topics() {
     let r: CreatePartitionsResponse = c.request(
         ApiKey::CreatePartitions,
         3,
-        &CreatePartitionsRequest::default()
-            .with_timeout_ms(10_000)
-            .with_topics(vec![
-                create_partitions_request::CreatePartitionsTopic::default()
-                    .with_name(name("__consumer_offsets"))
-                    .with_count(60),
-            ]),
+        &support::kafka::create_partitions("__consumer_offsets", 60),
     );
     assert_eq!(r.results[0].error_code, INVALID_REQUEST);
-    let r: IncrementalAlterConfigsResponse = c.request(
-        ApiKey::IncrementalAlterConfigs,
-        1,
-        &IncrementalAlterConfigsRequest::default().with_resources(vec![
-            incremental_alter_configs_request::AlterConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(s("__consumer_offsets"))
-                .with_configs(vec![
-                    incremental_alter_configs_request::AlterableConfig::default()
-                        .with_name(s("cleanup.policy"))
-                        .with_config_operation(0)
-                        .with_value(Some(s("delete"))),
-                ]),
-        ]),
+    assert_eq!(
+        alter(&mut c, "__consumer_offsets", "cleanup.policy", "delete"),
+        INVALID_CONFIG
     );
-    assert_eq!(r.responses[0].error_code, INVALID_CONFIG);
     assert_eq!(partitions_of(&mut c, "__consumer_offsets"), Some(50));
     // Other configs of an internal topic may still change.
-    let r: IncrementalAlterConfigsResponse = c.request(
-        ApiKey::IncrementalAlterConfigs,
-        1,
-        &IncrementalAlterConfigsRequest::default().with_resources(vec![
-            incremental_alter_configs_request::AlterConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(s("__consumer_offsets"))
-                .with_configs(vec![
-                    incremental_alter_configs_request::AlterableConfig::default()
-                        .with_name(s("min.cleanable.dirty.ratio"))
-                        .with_config_operation(0)
-                        .with_value(Some(s("0.3"))),
-                ]),
-        ]),
+    assert_eq!(
+        alter(
+            &mut c,
+            "__consumer_offsets",
+            "min.cleanable.dirty.ratio",
+            "0.3"
+        ),
+        0
     );
-    assert_eq!(r.responses[0].error_code, 0);
 }
 
 fn commit(c: &mut Raw, group: &str, topic: &str, offset: i64) {

@@ -121,6 +121,17 @@ pub fn create(topic: &str, partitions: i32, configs: &[(&str, &str)]) -> CreateT
             )])
 }
 
+/// CreatePartitions growing `topic` to `count` partitions.
+pub fn create_partitions(topic: &str, count: i32) -> CreatePartitionsRequest {
+    CreatePartitionsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name(topic))
+                .with_count(count),
+        ])
+}
+
 pub fn fetch(
     topic: &str,
     partition: i32,
