@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every spool test on a fresh machine: installs what the client suites need, builds spool,
-# then runs the Rust unit and integration tests, the Python client suite (kafka-python,
+# then runs the Rust unit and integration tests, a bounded run of each fuzz target (nightly
+# toolchain; cargo-fuzz is installed if missing), the Python client suite (kafka-python,
 # confluent-kafka, aiokafka), the three-node cluster suite with the same Python clients (inside a
 # private network namespace, where it cuts links with iptables) and the Node client suite
 # (kafkajs). Exits non-zero on any failure.
@@ -16,6 +17,9 @@ export SPOOL_BIN="$root/target/debug/spool"
 
 step "rust: unit and integration tests"
 cargo test --no-fail-fast
+
+step "fuzz: each target for ${FUZZ_SECONDS:-30}s from its committed seeds"
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 
 step "python client suite: install"
 venv="$root/target/compat-venv"

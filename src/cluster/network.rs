@@ -184,7 +184,7 @@ impl PeerAccess {
 /// A write that only the leader can perform, sent to it by another node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum LeaderRequest {
+pub enum LeaderRequest {
     Propose(MetadataCommand),
     AddLearner { node_id: RaftNodeId, addr: String },
 }
@@ -200,7 +200,8 @@ pub(crate) type WriteError = RaftError<RaftNodeId, ClientWriteError<RaftNodeId, 
 
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum RpcRequest {
+/// A frame a controller receives. Public for the fuzz target that decodes it.
+pub enum RpcRequest {
     AppendEntries(AppendEntriesRequest<TypeConfig>),
     Vote(VoteRequest<RaftNodeId>),
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),

@@ -76,6 +76,9 @@ impl Limits {
     }
 }
 
+/// Largest zstd window accepted, as a power of two (8 MiB).
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
 /// Walks the records of one complete batch (its header already checked), calling `visit` for
 /// each in order until it returns `false`. Refuses a record whose framing disagrees with its
 /// bytes, a batch whose compressed payload does not decompress, and one that would decompress
@@ -115,8 +118,13 @@ pub fn for_each(
             walk(Input::stream(lz4, most), count, limits, &mut visit)
         }
         4 => {
-            let zstd =
+            let mut zstd =
                 zstd::stream::read::Decoder::with_buffer(payload).map_err(corrupt("zstd"))?;
+            // A frame may ask for a window of up to 2 GiB, allocated before a byte is decoded;
+            // 8 MiB is what the zstd format asks every decoder to support, and more than any
+            // producer's level uses for a batch.
+            zstd.window_log_max(ZSTD_WINDOW_LOG_MAX)
+                .map_err(corrupt("zstd"))?;
             walk(Input::stream(zstd, most), count, limits, &mut visit)
         }
         c => Err(BatchError::Invalid(format!(

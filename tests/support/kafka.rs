@@ -176,3 +176,53 @@ pub fn decode_batches(mut records: Bytes) -> Vec<(i64, Vec<String>)> {
     }
     out
 }
+
+/// A v2 batch header around a hand-made `payload` claiming `count` records and compression
+/// `codec`, with a correct length and CRC: for batches no encoder would write.
+pub fn raw_batch(payload: &[u8], count: i32, codec: i16, timestamp: i64) -> Bytes {
+    let mut b = Vec::with_capacity(61 + payload.len());
+    b.extend(0i64.to_be_bytes());
+    b.extend(((49 + payload.len()) as i32).to_be_bytes());
+    b.extend(0i32.to_be_bytes());
+    b.push(2);
+    b.extend(0u32.to_be_bytes());
+    b.extend(codec.to_be_bytes());
+    b.extend((count.max(1) - 1).to_be_bytes());
+    b.extend(timestamp.to_be_bytes());
+    b.extend(timestamp.to_be_bytes());
+    b.extend((-1i64).to_be_bytes());
+    b.extend((-1i16).to_be_bytes());
+    b.extend((-1i32).to_be_bytes());
+    b.extend(count.to_be_bytes());
+    b.extend(payload);
+    let crc = crc32c::crc32c(&b[21..]);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(b)
+}
+
+/// A zigzag varint, as records encode their lengths and deltas.
+pub fn varint(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+/// One hand-made record: a key, a one-byte value and a raw header count followed by `tail`.
+pub fn raw_record(offset_delta: i64, key: &[u8], header_count: i64, tail: &[u8]) -> Vec<u8> {
+    let mut body = vec![0u8];
+    varint(&mut body, 0);
+    varint(&mut body, offset_delta);
+    varint(&mut body, key.len() as i64);
+    body.extend(key);
+    varint(&mut body, 1);
+    body.push(b'x');
+    varint(&mut body, header_count);
+    body.extend(tail);
+    let mut out = Vec::new();
+    varint(&mut out, body.len() as i64);
+    out.extend(body);
+    out
+}

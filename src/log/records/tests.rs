@@ -263,3 +263,20 @@ fn skipping_mode_keeps_presence_only() {
     let kept = decode_for_encoder(&b).unwrap();
     assert_eq!(kept[2].value.as_deref(), Some(&b"value-2"[..]));
 }
+
+#[test]
+fn a_zstd_frame_asking_for_a_huge_window_is_refused() {
+    let zstd_with_window = |log: u32| {
+        let mut e = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        e.window_log(log).unwrap();
+        std::io::Write::write_all(&mut e, &record(0, Some(b"k"), 0, &[])).unwrap();
+        e.finish().unwrap()
+    };
+    let ok = frame(&zstd_with_window(ZSTD_WINDOW_LOG_MAX), 1, 4);
+    validate_produced(&ok, &produced(1 << 20, 1 << 20)).unwrap();
+    // A 64 MiB window (within zstd's own default limit), which the decoder would allocate
+    // before decoding a byte.
+    let huge = frame(&zstd_with_window(26), 1, 4);
+    let e = validate_produced(&huge, &produced(1 << 20, 1 << 20)).unwrap_err();
+    assert!(matches!(e, BatchError::Corrupt(_)), "{e}");
+}
