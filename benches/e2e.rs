@@ -8,6 +8,12 @@
 //! nodes together. Clients and nodes share the machine.
 //!
 //! `cargo bench --bench e2e` (SPOOL_BENCH_SECS sets seconds per scenario, default 8).
+//!
+//! Comparison mode, `SPOOL_BENCH_COMPARE=name=/path/to/spool[,...]`: interleaved rounds
+//! (`SPOOL_BENCH_ROUNDS`, default 5; the order alternates) of one node at acks=1 producing
+//! 1 KiB lz4-compressed records for SPOOL_BENCH_SECS, then one consumer fetching them all from
+//! the start, on this build and on each binary named; prints every round, the medians and each
+//! binary's ratio to this build.
 
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -58,8 +64,12 @@ struct Broker {
 
 /// Starts one node; returns it and the address it serves on.
 fn spawn(dir: &std::path::Path, listen: &str, args: &[String]) -> (Child, String) {
+    spawn_bin(env!("CARGO_BIN_EXE_spool"), dir, listen, args)
+}
+
+fn spawn_bin(bin: &str, dir: &std::path::Path, listen: &str, args: &[String]) -> (Child, String) {
     let ready = dir.join("ready");
-    let child = Command::new(env!("CARGO_BIN_EXE_spool"))
+    let child = Command::new(bin)
         .args(["serve", "--listeners", listen])
         .args(args)
         .arg("--data-dir")
@@ -69,6 +79,8 @@ fn spawn(dir: &std::path::Path, listen: &str, args: &[String]) -> (Child, String
         .env("RUST_LOG", "warn")
         // The benchmark's own settings are not the broker's.
         .env_remove("SPOOL_BENCH_SECS")
+        .env_remove("SPOOL_BENCH_COMPARE")
+        .env_remove("SPOOL_BENCH_ROUNDS")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("spool.log")).expect("log file"))
         .spawn()
@@ -97,9 +109,13 @@ fn free_port(ip: &str) -> u16 {
 
 impl Broker {
     fn start(flush_mode: &str) -> Self {
+        Self::start_bin(env!("CARGO_BIN_EXE_spool"), flush_mode)
+    }
+
+    fn start_bin(bin: &str, flush_mode: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let args = ["--set".to_string(), format!("flush_mode={flush_mode}")];
-        let (child, addr) = spawn(dir.path(), "127.0.0.1:0", &args);
+        let (child, addr) = spawn_bin(bin, dir.path(), "127.0.0.1:0", &args);
         Broker {
             children: vec![child],
             addr,
@@ -208,6 +224,18 @@ struct Outcome {
 }
 
 fn run(broker: &Broker, topic: &str, acks: &str, seconds: u64, rate_mb_s: Option<f64>) -> Outcome {
+    run_with(broker, topic, acks, seconds, rate_mb_s, "none").0
+}
+
+/// Produces for `seconds`; returns the outcome and how many records were acknowledged.
+fn run_with(
+    broker: &Broker,
+    topic: &str,
+    acks: &str,
+    seconds: u64,
+    rate_mb_s: Option<f64>,
+    compression: &str,
+) -> (Outcome, u64) {
     let lat = Latencies {
         base: Instant::now(),
         micros: Default::default(),
@@ -222,9 +250,10 @@ fn run(broker: &Broker, topic: &str, acks: &str, seconds: u64, rate_mb_s: Option
         .set("queue.buffering.max.kbytes", "1048576")
         .set("queue.buffering.max.messages", "1000000")
         .set("log_level", "3")
+        .set("compression.type", compression)
         .create_with_context(lat.clone())
         .unwrap();
-    let payload = vec![b'x'; RECORD];
+    let payload = payload();
     // Warm up: metadata and connections.
     let _ = producer.send(
         BaseRecord::with_opaque_to(topic, lat.now_us())
@@ -276,12 +305,112 @@ fn run(broker: &Broker, topic: &str, acks: &str, seconds: u64, rate_mb_s: Option
     };
     let bytes = l.len() as f64 * RECORD as f64;
     let failed = *lat.failed.lock().unwrap();
-    Outcome {
+    let outcome = Outcome {
         mb_per_s: bytes / elapsed / 1e6,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         cpu_s_per_gb: cpu / (bytes / 1e9),
         failed,
+    };
+    // The warm-up record counts too.
+    (outcome, l.len() as u64 + 1)
+}
+
+/// A 1 KiB record that compresses about as text does (a repeating phrase with varying digits).
+fn payload() -> Vec<u8> {
+    let mut p = Vec::with_capacity(RECORD);
+    let mut i = 0u32;
+    while p.len() < RECORD {
+        p.extend_from_slice(
+            format!("order {i:05} item {} qty {};", i * 7 % 1000, i % 13).as_bytes(),
+        );
+        i += 1;
+    }
+    p.truncate(RECORD);
+    p
+}
+
+/// Fetches `records` records of `topic` from the start with one consumer; MB/s of record bytes.
+fn consume_all(broker: &Broker, topic: &str, records: u64) -> f64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "10485760")
+        .set("log_level", "3")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        assignment
+            .add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(300);
+    let (mut got, mut bytes) = (0u64, 0u64);
+    while got < records {
+        assert!(Instant::now() < deadline, "consumed {got} of {records}");
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m.expect("fetch error");
+            bytes += m.payload_len() as u64;
+            got += 1;
+        }
+    }
+    bytes as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Interleaved rounds of lz4 produce and fetch on this build and the binaries named.
+fn compare(spec: &str, seconds: u64) {
+    let rounds: usize = std::env::var("SPOOL_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let mut bins: Vec<(String, String)> =
+        vec![("this".to_string(), env!("CARGO_BIN_EXE_spool").to_string())];
+    for entry in spec.split(',').filter(|e| !e.is_empty()) {
+        let (name, path) = entry.split_once('=').expect("name=path");
+        bins.push((name.to_string(), path.to_string()));
+    }
+    println!("interleaved rounds: {rounds} x {} builds, 1 KiB lz4 records, acks=1, {seconds} s of produce, then a fetch of it all", bins.len());
+    let mut produce: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+    let mut fetch: Vec<Vec<f64>> = vec![Vec::new(); bins.len()];
+    for round in 0..rounds {
+        let mut order: Vec<usize> = (0..bins.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let (name, bin) = &bins[i];
+            let broker = Broker::start_bin(bin, "durable");
+            create_topic(&broker.addr, "lz4", 1);
+            let (o, records) = run_with(&broker, "lz4", "1", seconds, None, "lz4");
+            let f = consume_all(&broker, "lz4", records);
+            println!(
+                "round {round} {name:<8} produce {:>7.1} MB/s  fetch {f:>7.1} MB/s  failed {}",
+                o.mb_per_s, o.failed
+            );
+            produce[i].push(o.mb_per_s);
+            fetch[i].push(f);
+        }
+    }
+    let base = (median(produce[0].clone()), median(fetch[0].clone()));
+    for (i, (name, _)) in bins.iter().enumerate() {
+        let (p, f) = (median(produce[i].clone()), median(fetch[i].clone()));
+        println!(
+            "median {name:<8} produce {p:>7.1} MB/s ({:.3} of this)  fetch {f:>7.1} MB/s ({:.3} of this)",
+            p / base.0,
+            f / base.1
+        );
     }
 }
 
@@ -317,6 +446,10 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(8);
+    if let Ok(spec) = std::env::var("SPOOL_BENCH_COMPARE") {
+        compare(&spec, seconds);
+        return;
+    }
     println!("spool end-to-end produce: 1 KiB records, 1 topic x {PARTITIONS} partitions, {seconds} s per scenario");
     println!(
         "{:<34} {:>9} {:>9} {:>9} {:>12} {:>7}",

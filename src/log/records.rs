@@ -273,6 +273,24 @@ fn read_record<R: BufRead>(input: &mut Input<R>, limits: Limits) -> Result<Recor
         )));
     }
     input.check_room(length)?;
+    // The common case: the whole record is buffered, and is read from a plain slice.
+    let buffered = input.fill()?;
+    if buffered.len() as u64 >= length {
+        let mut whole = Input::new(&buffered[..length as usize], length);
+        let record = read_body(&mut whole, length, limits)?;
+        input.reader.consume(length as usize);
+        input.used += length;
+        return Ok(record);
+    }
+    read_body(input, length, limits)
+}
+
+/// A record's fields after its length, `length` bytes from where `input` stands.
+fn read_body<R: BufRead>(
+    input: &mut Input<R>,
+    length: u64,
+    limits: Limits,
+) -> Result<Record, BatchError> {
     let end = input.used + length;
     let attributes = input.byte(end)? as i8;
     let timestamp_delta = input.varint_within(end)?;
@@ -369,9 +387,11 @@ impl<R: BufRead> Input<R> {
 
     fn next_byte(&mut self) -> Result<u8, BatchError> {
         self.check_room(1)?;
-        let b = *self.fill()?.first().ok_or(BatchError::Invalid(
-            "records end in the middle of a record".into(),
-        ))?;
+        // Built only when needed: this runs for every byte of every record's framing.
+        let b = *self
+            .fill()?
+            .first()
+            .ok_or_else(|| BatchError::Invalid("records end in the middle of a record".into()))?;
         self.reader.consume(1);
         self.used += 1;
         Ok(b)
@@ -389,6 +409,24 @@ impl<R: BufRead> Input<R> {
 
     /// A zig-zag varint of at most 10 bytes.
     fn varint(&mut self) -> Result<i64, BatchError> {
+        // The common case, decoded in place: the whole varint is in the buffer.
+        let buffered = self.fill()?;
+        let mut value: u64 = 0;
+        let mut whole = None;
+        for (i, b) in buffered.iter().take(10).enumerate() {
+            value |= ((b & 0x7f) as u64) << (7 * i);
+            if b & 0x80 == 0 {
+                whole = Some(i + 1);
+                break;
+            }
+        }
+        if let Some(n) = whole {
+            self.check_room(n as u64)?;
+            self.reader.consume(n);
+            self.used += n as u64;
+            return Ok(((value >> 1) as i64) ^ -((value & 1) as i64));
+        }
+        // Split across buffer refills (or too long): byte by byte.
         let mut value: u64 = 0;
         for i in 0..10 {
             let b = self.next_byte()?;
