@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// A TOML file of settings (see config/spool.toml); only the keys it changes are needed.
+    /// A TOML file of settings (see config/spool.toml; spool's keys or Kafka's dotted names), or
+    /// a Kafka `server.properties` (by its `.properties` extension); only the keys it changes
+    /// are needed.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Address to listen on, host:port (same as --set listeners=...).
@@ -44,6 +46,12 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     for name in &config.ignored_env {
         tracing::warn!("ignoring environment variable {name}: it names no spool config key");
+    }
+    if !config.ignored_kafka.is_empty() {
+        tracing::info!(
+            "ignoring Kafka settings spool does not implement: {}",
+            config.ignored_kafka.join(", ")
+        );
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

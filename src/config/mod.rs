@@ -4,6 +4,7 @@
 
 pub mod dynamic;
 pub mod kafka_defaults;
+pub mod names;
 pub mod topic;
 
 use serde::Deserialize;
@@ -27,8 +28,13 @@ pub enum ConfigError {
         origin: String,
         source: Box<toml::de::Error>,
     },
-    #[error("unknown config key `{key}` in {origin}")]
-    UnknownKey { key: String, origin: String },
+    #[error("unknown config key `{key}` in {origin}: it is neither spool's nor Kafka's{hint}")]
+    UnknownKey {
+        key: String,
+        origin: String,
+        /// " (did you mean `x`?)" or nothing.
+        hint: String,
+    },
     #[error("config key `{key}` from {origin}: {reason}")]
     BadValue {
         key: String,
@@ -120,6 +126,101 @@ pub struct Config {
     /// environment is shared with other tools, unlike a config file).
     #[serde(skip)]
     pub ignored_env: Vec<String>,
+    /// Kafka settings given that spool does not implement, each once (a `server.properties`
+    /// carries many); logged at start-up.
+    #[serde(skip)]
+    pub ignored_kafka: Vec<String>,
+}
+
+/// A value as a source gives it: typed (TOML) or a string to read as the key's type.
+enum Given {
+    Toml(toml::Value),
+    Raw(String),
+}
+
+/// Applies one source's settings, by any of their names (see [`names`]). Unknown names are
+/// errors when `strict` (files, flags) and are collected in `unknown` otherwise (the
+/// environment is shared with other programs).
+fn apply_source(
+    table: &mut toml::Table,
+    entries: Vec<(String, Given)>,
+    origin: &str,
+    strict: bool,
+    ignored_kafka: &mut Vec<String>,
+    unknown: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let keys: Vec<String> = table.keys().cloned().collect();
+    let mut resolved = Vec::new();
+    for (name, given) in entries {
+        match names::resolve(&name, &keys) {
+            names::Resolved::Spool { key, scale, rank } => {
+                resolved.push((rank, name, key, scale, given))
+            }
+            names::Resolved::IgnoredKafka => {
+                if !ignored_kafka.contains(&name) {
+                    ignored_kafka.push(name);
+                }
+            }
+            names::Resolved::Unknown { suggestion } if strict => {
+                return Err(ConfigError::UnknownKey {
+                    key: name,
+                    origin: origin.into(),
+                    hint: suggestion
+                        .map(|s| format!(" (did you mean `{s}`?)"))
+                        .unwrap_or_default(),
+                });
+            }
+            names::Resolved::Unknown { .. } => unknown.push(name),
+        }
+    }
+    // Kafka's precedence among synonyms: `.ms` over `.minutes` over `.hours`.
+    resolved.sort_by_key(|(rank, ..)| *rank);
+    for (_, name, key, scale, given) in resolved {
+        let bad = |reason: String| ConfigError::BadValue {
+            key: name.clone(),
+            origin: origin.into(),
+            reason,
+        };
+        let mut value = match given {
+            Given::Toml(v) => v,
+            Given::Raw(raw) => typed_value(&table[&key], &raw, &name, origin)?,
+        };
+        if scale != 1 {
+            if let toml::Value::Integer(n) = value {
+                value = toml::Value::Integer(
+                    n.checked_mul(scale)
+                        .ok_or_else(|| bad(format!("{n} is out of range")))?,
+                );
+            }
+        }
+        if key == "data_dir" {
+            if let toml::Value::String(dirs) = &value {
+                if dirs.contains(',') {
+                    return Err(bad(format!(
+                        "`{dirs}` names several directories; spool keeps its data in one"
+                    )));
+                }
+            }
+        }
+        set(table, &key, value, origin)?;
+    }
+    Ok(())
+}
+
+/// A TOML table's settings with nested tables flattened to dotted names (`[log] dirs = ..`
+/// and `log.dirs = ..` are both Kafka's `log.dirs`).
+fn flatten(prefix: &str, table: toml::Table, out: &mut Vec<(String, Given)>) {
+    for (key, value) in table {
+        let name = if prefix.is_empty() {
+            key
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            toml::Value::Table(inner) => flatten(&name, inner, out),
+            value => out.push((name, Given::Toml(value))),
+        }
+    }
 }
 
 impl Config {
@@ -131,19 +232,66 @@ impl Config {
         overrides: &[String],
     ) -> Result<Self, ConfigError> {
         let mut table = parse(DEFAULTS_TOML, "defaults")?;
+        let mut ignored_kafka = Vec::new();
+        let mut ignored_env = Vec::new();
         if let Some(path) = file {
             let origin = path.display().to_string();
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                 path: path.into(),
                 source,
             })?;
-            for (key, value) in parse(&text, &origin)? {
-                set(&mut table, &key, value, &origin)?;
+            let mut entries = Vec::new();
+            if path.extension().is_some_and(|e| e == "properties") {
+                // A Kafka server.properties.
+                let pairs =
+                    names::parse_properties(&text).map_err(|reason| ConfigError::BadValue {
+                        key: "(file)".into(),
+                        origin: origin.clone(),
+                        reason,
+                    })?;
+                entries.extend(pairs.into_iter().map(|(k, v)| (k, Given::Raw(v))));
+            } else {
+                flatten("", parse(&text, &origin)?, &mut entries);
             }
+            apply_source(
+                &mut table,
+                entries,
+                &origin,
+                true,
+                &mut ignored_kafka,
+                &mut ignored_env,
+            )?;
         }
         let env: BTreeMap<String, String> = env.into_iter().collect();
+        // The Kafka image's variables first, then spool's own, which win.
         let keys: Vec<String> = table.keys().cloned().collect();
-        let mut ignored_env = Vec::new();
+        let mut kafka_env = Vec::new();
+        for (var, raw) in &env {
+            let property = if var == "CLUSTER_ID" {
+                "cluster_id".to_string()
+            } else if let Some(property) = names::kafka_env_property(var) {
+                property
+            } else {
+                continue;
+            };
+            if matches!(
+                names::resolve(&property, &keys),
+                names::Resolved::Unknown { .. }
+            ) {
+                ignored_env.push(var.clone());
+                continue;
+            }
+            kafka_env.push((property, Given::Raw(raw.clone())));
+        }
+        apply_source(
+            &mut table,
+            kafka_env,
+            "the environment",
+            true,
+            &mut ignored_kafka,
+            &mut Vec::new(),
+        )?;
+        let keys: Vec<String> = table.keys().cloned().collect();
         for (name, raw) in env.iter().filter(|(k, _)| k.starts_with("SPOOL_")) {
             let key = name["SPOOL_".len()..].to_ascii_lowercase();
             if !keys.contains(&key) {
@@ -153,23 +301,23 @@ impl Config {
             let value = typed_value(&table[&key], raw, &key, name)?;
             set(&mut table, &key, value, name)?;
         }
+        let mut flags = Vec::new();
         for o in overrides {
             let (key, raw) = o.split_once('=').ok_or_else(|| ConfigError::BadValue {
                 key: o.clone(),
                 origin: "--set".into(),
                 reason: "expected key=value".into(),
             })?;
-            let key = key.trim().replace('.', "_");
-            let current = table
-                .get(&key)
-                .ok_or_else(|| ConfigError::UnknownKey {
-                    key: key.clone(),
-                    origin: "--set".into(),
-                })?
-                .clone();
-            let value = typed_value(&current, raw.trim(), &key, "--set")?;
-            set(&mut table, &key, value, "--set")?;
+            flags.push((key.trim().to_string(), Given::Raw(raw.trim().to_string())));
         }
+        apply_source(
+            &mut table,
+            flags,
+            "--set",
+            true,
+            &mut ignored_kafka,
+            &mut Vec::new(),
+        )?;
         let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
@@ -178,6 +326,7 @@ impl Config {
                     source: Box::new(e),
                 })?;
         config.ignored_env = ignored_env;
+        config.ignored_kafka = ignored_kafka;
         config.validate()?;
         Ok(config)
     }
@@ -483,6 +632,7 @@ fn set(
         None => Err(ConfigError::UnknownKey {
             key: key.into(),
             origin: origin.into(),
+            hint: String::new(),
         }),
         Some(current) if current.type_str() != value.type_str() => Err(ConfigError::BadValue {
             key: key.into(),
@@ -567,6 +717,64 @@ mod tests {
         ];
         let c = Config::load(Some(&file), env, &["retention_ms=7".into()]).unwrap();
         assert_eq!((c.num_partitions, c.retention_ms), (4, 7));
+    }
+
+    #[test]
+    fn kafka_names_work_in_toml_properties_the_environment_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        // Dotted keys in TOML are nested tables; both spellings are Kafka's names.
+        let toml_file = dir.path().join("s.toml");
+        std::fs::write(
+            &toml_file,
+            "\"retention.ms\" = 1000\nlog.dirs = \"/tmp/x\"\n[num]\npartitions = 4\nnetwork.threads = 3\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&toml_file), Vec::new(), &[]).unwrap();
+        assert_eq!((c.retention_ms, c.num_partitions), (1000, 4));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.ignored_kafka, ["num.network.threads"]);
+
+        let props = dir.path().join("server.properties");
+        std::fs::write(
+            &props,
+            "node.id=3\nprocess.roles=broker,controller\nlog.retention.hours=2\n\
+             log.retention.minutes=5\nlog.segment.bytes=1048576\nauto.create.topics.enable=false\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&props), Vec::new(), &[]).unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(
+            c.retention_ms,
+            5 * 60_000,
+            "minutes win over hours, as in Kafka"
+        );
+        assert_eq!(c.segment_bytes, 1 << 20);
+        assert!(!c.auto_create_topics_enable);
+        assert_eq!(c.ignored_kafka, ["process.roles"]);
+
+        let env = vec![
+            ("KAFKA_NUM_PARTITIONS".to_string(), "6".to_string()),
+            ("KAFKA_LOG_RETENTION_HOURS".into(), "1".into()),
+            ("KAFKA_HEAP_OPTS".into(), "-Xmx1G".into()),
+            ("KAFKA_NOT_A_THING".into(), "1".into()),
+            ("CLUSTER_ID".into(), "MkU3OEVBNTcwNTJENDM2Qk".into()),
+            ("SPOOL_NUM_PARTITIONS".into(), "7".into()),
+        ];
+        let c = Config::load(None, env, &["log.roll.hours=1".into()]).unwrap();
+        assert_eq!(c.num_partitions, 7, "SPOOL_ wins over KAFKA_");
+        assert_eq!(c.retention_ms, 3_600_000);
+        assert_eq!(c.segment_ms, 3_600_000);
+        assert_eq!(c.cluster_id, "MkU3OEVBNTcwNTJENDM2Qk");
+        assert_eq!(c.ignored_env, ["KAFKA_NOT_A_THING"]);
+
+        let err = Config::load(None, Vec::new(), &["num.partitons=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("did you mean `num.partitions`"), "{err}");
+        let err = Config::load(None, Vec::new(), &["log.dirs=/a,/b".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("several directories"), "{err}");
     }
 
     #[test]

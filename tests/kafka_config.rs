@@ -1,0 +1,94 @@
+//! Kafka's configuration as users already write it: a `server.properties` and the Kafka
+//! container image's environment variables start a working spool; a name that is neither
+//! spool's nor Kafka's stops start-up with a suggestion.
+
+mod support;
+
+use kafka_protocol::messages::*;
+use support::kafka::name;
+use support::{Raw, Spool};
+
+fn auto_created_partitions(addr: &str, topic: &str) -> usize {
+    let mut c = Raw::connect(addr);
+    let r: MetadataResponse = c.request(
+        ApiKey::Metadata,
+        12,
+        &MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(name(topic)))]))
+            .with_allow_auto_topic_creation(true),
+    );
+    assert_eq!(r.topics[0].error_code, 0, "{topic}");
+    r.topics[0].partitions.len()
+}
+
+#[test]
+fn a_server_properties_file_configures_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("server.properties");
+    // Kafka's own keys as a KRaft node's file has them (the listener and data dir come from
+    // the test's flags, which win).
+    std::fs::write(
+        &props,
+        "# Kafka server.properties\n\
+         process.roles=broker,controller\n\
+         node.id=1\n\
+         num.network.threads=3\n\
+         num.io.threads=8\n\
+         socket.send.buffer.bytes=102400\n\
+         socket.receive.buffer.bytes=102400\n\
+         socket.request.max.bytes=104857600\n\
+         num.partitions=3\n\
+         num.recovery.threads.per.data.dir=1\n\
+         offsets.topic.replication.factor=1\n\
+         transaction.state.log.replication.factor=1\n\
+         transaction.state.log.min.isr=1\n\
+         log.retention.hours=168\n\
+         log.segment.bytes=1073741824\n\
+         log.retention.check.interval.ms=300000\n",
+    )
+    .unwrap();
+    let spool = Spool::start(dir.path(), &["--config", props.to_str().unwrap()]);
+    assert_eq!(auto_created_partitions(&spool.addr, "from-properties"), 3);
+    let log = std::fs::read_to_string(&spool.log_path).unwrap();
+    assert!(
+        log.contains("ignoring Kafka settings spool does not implement: process.roles, num.network.threads, num.io.threads"),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_kafka_image_environment_configures_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::start_env(
+        dir.path(),
+        &[],
+        &[
+            ("KAFKA_NODE_ID", "1"),
+            ("KAFKA_PROCESS_ROLES", "broker,controller"),
+            ("KAFKA_NUM_PARTITIONS", "2"),
+            ("KAFKA_HEAP_OPTS", "-Xmx512m"),
+            ("CLUSTER_ID", "4L6g3nShT-eMCtK--X86sw"),
+        ],
+    );
+    assert_eq!(auto_created_partitions(&spool.addr, "from-env"), 2);
+    let mut c = Raw::connect(&spool.addr);
+    let r: MetadataResponse = c.request(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_eq!(r.cluster_id.as_deref(), Some("4L6g3nShT-eMCtK--X86sw"));
+}
+
+#[test]
+fn a_misspelt_key_stops_start_up_with_a_suggestion() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let err = support::cli::spool(&[
+        "serve",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--set",
+        "log.retension.hours=5",
+    ])
+    .failed();
+    assert!(err.contains("did you mean `log.retention.hours`"), "{err}");
+}
