@@ -315,7 +315,7 @@ async fn start_controller(config: &Config) -> Result<Controller, BrokerError> {
     let mut cc = ControllerConfig::new(
         node_id,
         config.data_dir.join("quorum"),
-        config.controller_listener.clone(),
+        config.controller_addr()?,
     );
     cc.advertised_addr = voters.get(&node_id).cloned();
     cc.voters = voters.clone();
@@ -401,16 +401,21 @@ async fn import_local_topics(broker: &Arc<Broker>) -> Result<(), BrokerError> {
 }
 
 fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
-    let raw = config
-        .advertised_listeners
-        .trim_start_matches("PLAINTEXT://");
-    match raw.rsplit_once(':') {
-        Some((host, port)) if !raw.is_empty() => (
-            host.to_string(),
-            port.parse().unwrap_or(local.port() as i32),
-        ),
-        _ => (local.ip().to_string(), local.port() as i32),
+    if let Ok(Some(a)) = config.listener_plan().map(|p| p.advertised) {
+        let port = if a.port == 0 { local.port() } else { a.port };
+        return (a.host, port as i32);
     }
+    let host = if local.ip().is_unspecified() {
+        // Bound to every address: advertise this host's name, as Kafka does.
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    } else {
+        local.ip().to_string()
+    };
+    (host, local.port() as i32)
 }
 
 /// Reads the cluster id from `meta.properties`, creating it (from the config, or a fresh random

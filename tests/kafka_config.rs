@@ -27,13 +27,21 @@ fn auto_created_partitions(addr: &str, topic: &str) -> usize {
 fn a_server_properties_file_configures_spool() {
     let dir = tempfile::tempdir().unwrap();
     let props = dir.path().join("server.properties");
-    // Kafka's own keys as a KRaft node's file has them (the listener and data dir come from
-    // the test's flags, which win).
+    let (port, controller_port) = (support::free_port(), support::free_port());
+    // A KRaft combined node's file as Kafka 4 ships it, on loopback ports (the data dir comes
+    // from the test's flag, which wins).
     std::fs::write(
         &props,
-        "# Kafka server.properties\n\
+        format!(
+            "# Kafka server.properties\n\
          process.roles=broker,controller\n\
          node.id=1\n\
+         controller.quorum.bootstrap.servers=127.0.0.1:{controller_port}\n\
+         listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}\n\
+         inter.broker.listener.name=PLAINTEXT\n\
+         advertised.listeners=PLAINTEXT://localhost:{port},CONTROLLER://localhost:{controller_port}\n\
+         controller.listener.names=CONTROLLER\n\
+         listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
          num.network.threads=3\n\
          num.io.threads=8\n\
          socket.send.buffer.bytes=102400\n\
@@ -46,14 +54,27 @@ fn a_server_properties_file_configures_spool() {
          transaction.state.log.min.isr=1\n\
          log.retention.hours=168\n\
          log.segment.bytes=1073741824\n\
-         log.retention.check.interval.ms=300000\n",
+         log.retention.check.interval.ms=300000\n"
+        ),
     )
     .unwrap();
-    let spool = Spool::start(dir.path(), &["--config", props.to_str().unwrap()]);
+    let spool = Spool::start_own_listeners(dir.path(), &["--config", props.to_str().unwrap()]);
+    assert_eq!(spool.addr, format!("127.0.0.1:{port}"));
     assert_eq!(auto_created_partitions(&spool.addr, "from-properties"), 3);
+    // Clients are told the advertised address, and the controller took its listener.
+    let mut c = Raw::connect(&spool.addr);
+    let r: MetadataResponse = c.request(ApiKey::Metadata, 12, &MetadataRequest::default());
+    assert_eq!(
+        (r.brokers[0].host.as_str(), r.brokers[0].port),
+        ("localhost", port as i32)
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", controller_port)).is_ok(),
+        "the controller listens on the CONTROLLER listener"
+    );
     let log = std::fs::read_to_string(&spool.log_path).unwrap();
     assert!(
-        log.contains("ignoring Kafka settings spool does not implement: process.roles, num.network.threads, num.io.threads"),
+        log.contains("ignoring Kafka settings spool does not implement: process.roles, controller.quorum.bootstrap.servers, num.network.threads"),
         "{log}"
     );
 }
@@ -91,4 +112,34 @@ fn a_misspelt_key_stops_start_up_with_a_suggestion() {
     ])
     .failed();
     assert!(err.contains("did you mean `log.retention.hours`"), "{err}");
+}
+
+#[test]
+fn bad_listener_values_each_say_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (set, want) in [
+        ("listeners=PLAINTEXT://127.0.0.1", "has no port"),
+        (
+            "listeners=PLAINTEXT://:9092,OTHER://:9092",
+            "both use port 9092",
+        ),
+        (
+            "advertised_listeners=PLAINTEXT://0.0.0.0:9092",
+            "not an address clients",
+        ),
+        (
+            "advertised.listeners=EXTERNAL://h:9092",
+            "EXTERNAL is not one of",
+        ),
+        (
+            "listeners=INTERNAL://127.0.0.1:0",
+            "INTERNAL has no security protocol",
+        ),
+    ] {
+        let err =
+            support::cli::spool(&["serve", "--data-dir", data.to_str().unwrap(), "--set", set])
+                .failed();
+        assert!(err.contains(want), "{set}: {err}");
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod dynamic;
 pub mod kafka_defaults;
+pub mod listeners;
 pub mod names;
 pub mod topic;
 
@@ -59,6 +60,9 @@ pub struct Config {
     pub cluster_id: String,
     pub listeners: String,
     pub advertised_listeners: String,
+    pub listener_security_protocol_map: String,
+    pub controller_listener_names: String,
+    pub inter_broker_listener_name: String,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: String,
@@ -447,15 +451,16 @@ impl Config {
     pub fn kafka_value(&self, name: &str) -> Option<String> {
         Some(match name {
             "node.id" | "broker.id" => self.node_id.to_string(),
-            "listeners" => format!(
-                "PLAINTEXT://{}",
-                self.listeners.trim_start_matches("PLAINTEXT://")
-            ),
+            "listeners" => named_listeners(&self.listeners),
             "advertised.listeners" if !self.advertised_listeners.is_empty() => {
-                format!(
-                    "PLAINTEXT://{}",
-                    self.advertised_listeners.trim_start_matches("PLAINTEXT://")
-                )
+                named_listeners(&self.advertised_listeners)
+            }
+            "listener.security.protocol.map" => self.listener_security_protocol_map.clone(),
+            "controller.listener.names" if !self.controller_listener_names.is_empty() => {
+                self.controller_listener_names.clone()
+            }
+            "inter.broker.listener.name" if !self.inter_broker_listener_name.is_empty() => {
+                self.inter_broker_listener_name.clone()
             }
             "log.dirs" | "log.dir" => self.data_dir.display().to_string(),
             "max.connections" => self.max_connections.to_string(),
@@ -603,15 +608,61 @@ impl Config {
         Ok(out)
     }
 
-    /// The socket address to bind.
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let raw = self.listeners.trim_start_matches("PLAINTEXT://");
-        raw.parse().map_err(|e| ConfigError::BadValue {
-            key: "listeners".into(),
+    /// The listener settings, validated (see [`listeners`]).
+    pub fn listener_plan(&self) -> Result<listeners::ListenerPlan, ConfigError> {
+        listeners::plan(
+            &self.listeners,
+            &self.advertised_listeners,
+            &self.listener_security_protocol_map,
+            &self.controller_listener_names,
+            &self.inter_broker_listener_name,
+        )
+        .map_err(|(key, reason)| ConfigError::BadValue {
+            key: key.into(),
             origin: "configuration".into(),
-            reason: format!("`{}` is not host:port: {e}", self.listeners),
+            reason,
         })
     }
+
+    /// The socket address of the client listener.
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        use std::net::ToSocketAddrs;
+        let addr = self.listener_plan()?.client.bind_addr();
+        let bad = |reason: String| ConfigError::BadValue {
+            key: "listeners".into(),
+            origin: "configuration".into(),
+            reason,
+        };
+        addr.to_socket_addrs()
+            .map_err(|e| bad(format!("`{addr}` does not resolve: {e}")))?
+            .next()
+            .ok_or_else(|| bad(format!("`{addr}` resolves to no address")))
+    }
+
+    /// Where the controller listens: the listener `controller_listener_names` names in
+    /// `listeners` (Kafka's way), else `controller_listener`.
+    pub fn controller_addr(&self) -> Result<String, ConfigError> {
+        Ok(match self.listener_plan()?.controller {
+            Some(c) => c.bind_addr(),
+            None => self.controller_listener.clone(),
+        })
+    }
+}
+
+/// A listener list in Kafka's `NAME://host:port` form (spool's plain `host:port` is PLAINTEXT).
+fn named_listeners(raw: &str) -> String {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(|e| {
+            if e.contains("://") {
+                e.to_string()
+            } else {
+                format!("PLAINTEXT://{e}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {

@@ -83,6 +83,14 @@ impl Spool {
         s
     }
 
+    /// Starts spool with its listeners taken from its configuration (`extra`), not a flag.
+    pub fn start_own_listeners(dir: &Path, extra: &[&str]) -> Self {
+        let mut s = Self::unstarted(dir, 0, extra);
+        s.host = String::new();
+        s.launch();
+        s
+    }
+
     /// Starts spool with its open-file limit (soft and hard) set to `nofile`.
     pub fn start_with_nofile(dir: &Path, extra: &[&str], nofile: u64) -> Self {
         let mut s = Self::unstarted(dir, 0, extra);
@@ -128,10 +136,14 @@ impl Spool {
                 });
             }
         }
+        command.arg("serve");
+        // No host: the listeners come from the configuration under test.
+        if !self.host.is_empty() {
+            command
+                .arg("--listeners")
+                .arg(format!("{}:{}", self.host, self.port));
+        }
         let child = command
-            .arg("serve")
-            .arg("--listeners")
-            .arg(format!("{}:{}", self.host, self.port))
             .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--ready-file")

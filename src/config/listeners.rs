@@ -1,0 +1,307 @@
+//! Kafka's listener settings: `listeners` (`NAME://host:port,...`, or spool's plain
+//! `host:port`, which is the PLAINTEXT listener), `advertised.listeners`,
+//! `listener.security.protocol.map`, `controller.listener.names` and
+//! `inter.broker.listener.name`, validated as Kafka validates them.
+//!
+//! A node serves one client listener for now, plus the controller listener when
+//! `controller.listener.names` names one of `listeners`; PLAINTEXT is the only protocol.
+
+use std::collections::BTreeMap;
+
+/// One listener: its name, and where it binds or is advertised (`host` empty: every address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// `host:port` to bind, the empty host as every IPv4 address.
+    pub fn bind_addr(&self) -> String {
+        let host = if self.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.host
+        };
+        if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{}", self.port)
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// What this node listens on and tells clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerPlan {
+    pub client: Endpoint,
+    /// The listener `controller.listener.names` names, when it is one of `listeners`.
+    pub controller: Option<Endpoint>,
+    /// The client listener's advertised address, when `advertised.listeners` gives one.
+    pub advertised: Option<Endpoint>,
+}
+
+/// Why a listener setting was refused; the message names the setting and the value.
+pub type Refusal = (&'static str, String);
+
+fn parse_list(key: &'static str, raw: &str) -> Result<Vec<Endpoint>, Refusal> {
+    let mut out: Vec<Endpoint> = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, addr) = match entry.split_once("://") {
+            Some((name, addr)) => (name.trim().to_ascii_uppercase(), addr),
+            None => ("PLAINTEXT".to_string(), entry),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err((key, format!("`{entry}`: `{name}` is not a listener name")));
+        }
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| (key, format!("`{entry}` has no port (NAME://host:port)")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| (key, format!("`{entry}`: `{port}` is not a port")))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        if out.iter().any(|e| e.name == name) {
+            return Err((key, format!("listener name {name} is given twice")));
+        }
+        out.push(Endpoint { name, host, port });
+    }
+    Ok(out)
+}
+
+fn protocols(raw: &str) -> Result<BTreeMap<String, String>, Refusal> {
+    let key = "listener_security_protocol_map";
+    let mut map = BTreeMap::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, protocol) = entry
+            .split_once(':')
+            .ok_or_else(|| (key, format!("`{entry}` is not NAME:PROTOCOL")))?;
+        let protocol = protocol.trim().to_ascii_uppercase();
+        if !matches!(
+            protocol.as_str(),
+            "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL"
+        ) {
+            return Err((
+                key,
+                format!("`{entry}`: unknown security protocol {protocol}"),
+            ));
+        }
+        map.insert(name.trim().to_ascii_uppercase(), protocol);
+    }
+    Ok(map)
+}
+
+/// Validates the listener settings and says what to bind and advertise.
+pub fn plan(
+    listeners: &str,
+    advertised: &str,
+    protocol_map: &str,
+    controller_names: &str,
+    inter_broker: &str,
+) -> Result<ListenerPlan, Refusal> {
+    let all = parse_list("listeners", listeners)?;
+    if all.is_empty() {
+        return Err(("listeners", "no listener is given".into()));
+    }
+    let map = protocols(protocol_map)?;
+    let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
+    for e in &all {
+        if e.port != 0 {
+            if let Some(other) = ports.insert(e.port, &e.name) {
+                return Err((
+                    "listeners",
+                    format!("listeners {other} and {} both use port {}", e.name, e.port),
+                ));
+            }
+        }
+        let protocol = map.get(&e.name).cloned().unwrap_or_else(|| e.name.clone());
+        match protocol.as_str() {
+            "PLAINTEXT" => {}
+            "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => return Err((
+                "listener_security_protocol_map",
+                format!(
+                    "listener {} is {protocol}, which spool does not serve yet (PLAINTEXT only)",
+                    e.name
+                ),
+            )),
+            _ => {
+                return Err((
+                    "listener_security_protocol_map",
+                    format!(
+                        "listener {} has no security protocol: add {}:PLAINTEXT",
+                        e.name, e.name
+                    ),
+                ))
+            }
+        }
+    }
+    let controller_names: Vec<String> = controller_names
+        .split(',')
+        .map(|n| n.trim().to_ascii_uppercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    let controller = all
+        .iter()
+        .find(|e| controller_names.contains(&e.name))
+        .cloned();
+    let clients: Vec<&Endpoint> = all
+        .iter()
+        .filter(|e| !controller_names.contains(&e.name))
+        .collect();
+    let client = match clients.as_slice() {
+        [one] => (*one).clone(),
+        [] => {
+            return Err((
+                "listeners",
+                "every listener is a controller listener; a client listener is needed".into(),
+            ))
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|e| e.name.as_str()).collect();
+            return Err((
+                "listeners",
+                format!(
+                    "spool serves one client listener for now, not {}",
+                    names.join(", ")
+                ),
+            ));
+        }
+    };
+    let inter_broker = inter_broker.trim().to_ascii_uppercase();
+    if !inter_broker.is_empty() && inter_broker != client.name {
+        return Err((
+            "inter_broker_listener_name",
+            format!("{inter_broker} is not a client listener of `listeners`"),
+        ));
+    }
+    let mut advertised_client = None;
+    for a in parse_list("advertised_listeners", advertised)? {
+        if !all.iter().any(|e| e.name == a.name) {
+            return Err((
+                "advertised_listeners",
+                format!("{} is not one of `listeners`", a.name),
+            ));
+        }
+        if a.host.is_empty() || a.host == "0.0.0.0" || a.host == "::" {
+            return Err((
+                "advertised_listeners",
+                format!(
+                    "{}: `{}` is not an address clients can connect to",
+                    a.name, a.host
+                ),
+            ));
+        }
+        if a.name == client.name {
+            advertised_client = Some(a);
+        }
+    }
+    Ok(ListenerPlan {
+        client,
+        controller,
+        advertised: advertised_client,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAP: &str = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL";
+
+    #[test]
+    fn kafka_listener_forms_are_read() {
+        let p = plan(
+            "PLAINTEXT://:9092,CONTROLLER://:9093",
+            "PLAINTEXT://broker1:9092",
+            MAP,
+            "CONTROLLER",
+            "",
+        )
+        .unwrap();
+        assert_eq!(p.client.bind_addr(), "0.0.0.0:9092");
+        assert_eq!(p.controller.unwrap().port, 9093);
+        assert_eq!(p.advertised.unwrap().host, "broker1");
+        let legacy = plan("127.0.0.1:9092", "", MAP, "", "").unwrap();
+        assert_eq!(legacy.client.name, "PLAINTEXT");
+        assert_eq!(legacy.client.bind_addr(), "127.0.0.1:9092");
+        assert_eq!(
+            plan("[::1]:9092", "", MAP, "", "")
+                .unwrap()
+                .client
+                .bind_addr(),
+            "[::1]:9092"
+        );
+    }
+
+    #[test]
+    fn bad_listener_values_say_which_is_wrong() {
+        let cases = [
+            (
+                "PLAINTEXT://:9092,CONTROLLER://:9092",
+                "",
+                "CONTROLLER",
+                "",
+                "both use port 9092",
+            ),
+            ("PLAINTEXT://host", "", "", "", "has no port"),
+            (
+                "PLAINTEXT://:9092",
+                "PLAINTEXT://0.0.0.0:9092",
+                "",
+                "",
+                "not an address clients",
+            ),
+            (
+                "PLAINTEXT://:9092",
+                "EXTERNAL://h:1",
+                "",
+                "",
+                "EXTERNAL is not one of",
+            ),
+            (
+                "INTERNAL://:9092",
+                "",
+                "",
+                "",
+                "INTERNAL has no security protocol",
+            ),
+            ("SSL://:9093", "", "", "", "does not serve yet"),
+            (
+                "PLAINTEXT://:9092,CONTROLLER://:9093",
+                "",
+                "",
+                "",
+                "one client listener",
+            ),
+            (
+                "PLAINTEXT://:9092",
+                "",
+                "",
+                "INTERNAL",
+                "not a client listener",
+            ),
+            (
+                "PLAINTEXT://:9092,PLAINTEXT://:9093",
+                "",
+                "",
+                "",
+                "given twice",
+            ),
+        ];
+        for (listeners, advertised, controller, inter, want) in cases {
+            let (_, message) = plan(listeners, advertised, MAP, controller, inter).unwrap_err();
+            assert!(
+                message.contains(want),
+                "{listeners} / {advertised}: {message}"
+            );
+        }
+    }
+}
