@@ -125,13 +125,15 @@ pub fn plan(
         let protocol = map.get(&e.name).cloned().unwrap_or_else(|| e.name.clone());
         match protocol.as_str() {
             "PLAINTEXT" => {}
-            "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => return Err((
-                "listener_security_protocol_map",
-                format!(
+            "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => {
+                return Err((
+                    "listener_security_protocol_map",
+                    format!(
                     "listener {} is {protocol}, which spool does not serve yet (PLAINTEXT only)",
                     e.name
                 ),
-            )),
+                ))
+            }
             _ => {
                 return Err((
                     "listener_security_protocol_map",
