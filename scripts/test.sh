@@ -13,7 +13,10 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "build"
 cargo build --bins
-export SPOOL_BIN="$root/target/debug/spool"
+# Where cargo put it: CARGO_TARGET_DIR when set (relative to the repository, as cargo reads it).
+target_dir="${CARGO_TARGET_DIR:-$root/target}"
+export SPOOL_BIN="$target_dir/debug/spool"
+mkdir -p "$root/target"
 
 step "rust: unit and integration tests"
 cargo test --no-fail-fast
