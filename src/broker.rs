@@ -14,6 +14,7 @@
 
 use crate::cluster::membership::{self, Registration};
 use crate::cluster::{ClusterError, Controller, ControllerConfig, MetadataCommand};
+use crate::config::listeners::{ClientListener, Endpoint};
 use crate::config::{Config, FlushMode};
 use crate::group::store::OFFSETS_TOPIC;
 use crate::group::GroupCoordinator;
@@ -79,7 +80,6 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIdManager>,
     pub cluster_id: String,
     pub shutdown: CancellationToken,
-    advertised: (String, i32),
     /// Stops this node's heartbeats (controlled shutdown), separately from `shutdown`.
     heartbeats: CancellationToken,
 }
@@ -87,11 +87,6 @@ pub struct Broker {
 impl Broker {
     pub fn node_id(&self) -> i32 {
         self.config.node_id
-    }
-
-    /// The host and port clients are told to use.
-    pub fn advertised(&self) -> (String, i32) {
-        self.advertised.clone()
     }
 
     /// Creates a topic with the broker's defaults (Metadata auto-creation).
@@ -153,13 +148,8 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let marker = data_dir.join(CLEAN_SHUTDOWN);
     let clean = marker.exists();
     let cluster_id = load_cluster_id(&data_dir, &config).map_err(dir_err)?;
-    let addr = config.listen_addr()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| BrokerError::Bind { addr, source })?;
-    let local_addr = listener
-        .local_addr()
-        .map_err(|source| BrokerError::Bind { addr, source })?;
+    let addrs = config.listen_addrs()?;
+    let plan = config.listener_plan()?;
     let config = Arc::new(config);
     let open_files = crate::partition::admission::raise_fd_limit();
     tracing::debug!(?open_files, "open-file limit");
@@ -179,6 +169,23 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         "logs loaded"
     );
     let controller = Arc::new(start_controller(&config).await?);
+    // Bound only now, with the logs loaded and the controller started, so that no client
+    // waits in the accept queue of a broker that cannot answer yet.
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for (name, addr) in addrs {
+        let bind_error = |source| BrokerError::Bind { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        listeners.push((name, local, listener));
+    }
+    let local_addr = listeners[0].1;
+    let inter_broker_addr = listeners[plan.inter_broker].1;
+    let advertised: Vec<Endpoint> = plan
+        .clients
+        .iter()
+        .zip(&listeners)
+        .map(|(c, (_, local, _))| advertised(c, *local))
+        .collect();
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let node_id = config.node_id as u64;
@@ -186,7 +193,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let fetchers = Fetchers::new(
         FetchSettings {
             local: node_id,
-            source: crate::net::source_of(local_addr),
+            source: crate::net::source_of(inter_broker_addr),
             max_wait_ms: config.replica_fetch_wait_max_ms,
             partition_max_bytes: config.replica_fetch_max_bytes,
             response_max_bytes: config.replica_fetch_response_max_bytes,
@@ -198,7 +205,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     );
     let replication = Arc::new(Replication::new(
         node_id,
-        crate::net::source_of(local_addr),
+        crate::net::source_of(inter_broker_addr),
         incarnation,
         controller.clone(),
         topics.clone(),
@@ -229,15 +236,16 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     ));
     replication.add_listener(txns.clone());
     tracker.spawn(replication.clone().run(shutdown.clone()));
-    let advertised = advertised(&config, local_addr);
     let heartbeats = shutdown.child_token();
+    let inter_broker = &advertised[plan.inter_broker];
     tracker.spawn(membership::heartbeat(
         controller.clone(),
         Registration {
             node_id,
             incarnation,
-            host: advertised.0.clone(),
-            port: advertised.1 as u16,
+            host: inter_broker.host.clone(),
+            port: inter_broker.port,
+            endpoints: advertised.clone(),
         },
         Duration::from_millis(config.broker_heartbeat_interval_ms),
         Duration::from_millis(config.broker_session_timeout_ms / 2),
@@ -266,7 +274,6 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         producer_ids,
         cluster_id,
         shutdown,
-        advertised,
         heartbeats,
     });
     if broker.is_single_node() {
@@ -286,13 +293,17 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         },
         idle: Duration::from_millis(config.connections_max_idle_ms),
     };
-    tracker.spawn(listener::run(
-        broker.clone(),
-        listener,
-        quotas,
-        limits,
-        tracker.clone(),
-    ));
+    for (name, local, listener) in listeners {
+        tracing::info!(listener = %name, %local, "listening");
+        tracker.spawn(listener::run(
+            broker.clone(),
+            listener,
+            name.into(),
+            quotas.clone(),
+            limits.clone(),
+            tracker.clone(),
+        ));
+    }
     tracker.spawn(background(broker.clone()));
     if config.log_cleaner_enable {
         tracker.spawn(cleaner(broker.clone()));
@@ -400,13 +411,20 @@ async fn import_local_topics(broker: &Arc<Broker>) -> Result<(), BrokerError> {
     Ok(())
 }
 
-fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
-    if let Ok(Some(a)) = config.listener_plan().map(|p| p.advertised) {
+/// What a client listener tells clients: its `advertised.listeners` entry (port 0 there: the
+/// bound port), else where it is bound, with this host's name for a wildcard address, as Kafka
+/// does.
+fn advertised(listener: &ClientListener, local: SocketAddr) -> Endpoint {
+    let name = listener.bind.name.clone();
+    if let Some(a) = &listener.advertised {
         let port = if a.port == 0 { local.port() } else { a.port };
-        return (a.host, port as i32);
+        return Endpoint {
+            name,
+            host: a.host.clone(),
+            port,
+        };
     }
     let host = if local.ip().is_unspecified() {
-        // Bound to every address: advertise this host's name, as Kafka does.
         std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())
             .ok()
@@ -415,7 +433,11 @@ fn advertised(config: &Config, local: SocketAddr) -> (String, i32) {
     } else {
         local.ip().to_string()
     };
-    (host, local.port() as i32)
+    Endpoint {
+        name,
+        host,
+        port: local.port(),
+    }
 }
 
 /// Reads the cluster id from `meta.properties`, creating it (from the config, or a fresh random

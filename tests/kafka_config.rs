@@ -143,3 +143,70 @@ fn bad_listener_values_each_say_what_is_wrong() {
         assert!(err.contains(want), "{set}: {err}");
     }
 }
+
+/// What a client connected to `addr` is told: the brokers of Metadata and DescribeCluster, and
+/// the group coordinator's address.
+fn told(addr: &str) -> (Vec<(String, i32)>, Vec<(String, i32)>, (String, i32)) {
+    let mut c = Raw::connect(addr);
+    let m: MetadataResponse = c.request(ApiKey::Metadata, 12, &MetadataRequest::default());
+    let d: DescribeClusterResponse = c.request(
+        ApiKey::DescribeCluster,
+        0,
+        &DescribeClusterRequest::default(),
+    );
+    let f = support::wait_for(std::time::Duration::from_secs(20), || {
+        let f: FindCoordinatorResponse = c.request(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default().with_key(support::kafka::s("g")),
+        );
+        (f.error_code == 0).then_some(f)
+    })
+    .expect("a group coordinator");
+    (
+        m.brokers
+            .iter()
+            .map(|b| (b.host.to_string(), b.port))
+            .collect(),
+        d.brokers
+            .iter()
+            .map(|b| (b.host.to_string(), b.port))
+            .collect(),
+        (f.host.to_string(), f.port),
+    )
+}
+
+#[test]
+fn each_listener_tells_clients_its_own_advertised_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (internal, external) = (support::free_port(), support::free_port());
+    let spool = Spool::start_own_listeners(
+        dir.path(),
+        &[
+            "--set",
+            &format!("listeners=INTERNAL://127.0.0.1:{internal},EXTERNAL://127.0.0.1:{external}"),
+            "--set",
+            &format!("advertised.listeners=INTERNAL://127.0.0.1:{internal},EXTERNAL://localhost:{external}"),
+            "--set",
+            "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT",
+            "--set",
+            "inter.broker.listener.name=INTERNAL",
+        ],
+    );
+    let inside = ("127.0.0.1".to_string(), internal as i32);
+    let outside = ("localhost".to_string(), external as i32);
+    assert_eq!(
+        told(&format!("127.0.0.1:{internal}")),
+        (vec![inside.clone()], vec![inside.clone()], inside)
+    );
+    assert_eq!(
+        told(&format!("127.0.0.1:{external}")),
+        (vec![outside.clone()], vec![outside.clone()], outside)
+    );
+    // Both listeners serve the same broker: a topic made through one is read through the other.
+    assert_eq!(auto_created_partitions(&spool.addr, "two-doors"), 1);
+    assert_eq!(
+        auto_created_partitions(&format!("127.0.0.1:{external}"), "two-doors"),
+        1
+    );
+}

@@ -22,6 +22,11 @@ pub enum MetadataCommand {
         /// registration when it finds this value there.
         #[serde(default)]
         incarnation: Option<u64>,
+        /// Every client listener's advertised address, by listener name: clients are told the
+        /// addresses of the listener they connected to. Empty from nodes that registered only
+        /// `host`/`port`.
+        #[serde(default)]
+        listeners: Vec<crate::config::listeners::Endpoint>,
     },
     /// A registered broker is alive at `at_ms` (milliseconds since the Unix epoch, the broker's
     /// clock). Unfences it, and elects a leader for the leaderless partitions it is in sync for.

@@ -38,6 +38,24 @@ pub struct NodeRegistration {
     /// The registering process's incarnation (random per start).
     #[serde(default)]
     pub incarnation: Option<u64>,
+    /// Every client listener's advertised address (see `RegisterNode`).
+    #[serde(default)]
+    pub listeners: Vec<crate::config::listeners::Endpoint>,
+}
+
+impl NodeRegistration {
+    /// Where a client that came in on `listener` reaches this node: that listener's advertised
+    /// address; `host`/`port` for a node that registered no listeners; none when the node does
+    /// not have that listener (Kafka leaves such nodes out of what it tells that client).
+    pub fn endpoint_for(&self, listener: &str) -> Option<(String, i32)> {
+        if self.listeners.is_empty() {
+            return Some((self.host.clone(), self.port as i32));
+        }
+        self.listeners
+            .iter()
+            .find(|e| e.name == listener)
+            .map(|e| (e.host.clone(), e.port as i32))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,8 +153,12 @@ impl MetadataImage {
                 port,
                 rack,
                 incarnation,
+                listeners,
             } => {
                 self.register_node(*node_id, host, *port, rack.as_deref(), *incarnation);
+                if let Some(node) = self.nodes.get_mut(node_id) {
+                    node.listeners = listeners.clone();
+                }
                 Ok(())
             }
             MetadataCommand::Heartbeat { node_id, at_ms } => self.heartbeat(*node_id, *at_ms),
@@ -229,6 +251,7 @@ impl MetadataImage {
             last_heartbeat_ms: None,
             fenced: true,
             incarnation,
+            listeners: Vec::new(),
         };
         self.nodes.insert(node_id, registration);
     }
@@ -465,6 +488,7 @@ pub(super) mod tests {
             port: 9092,
             rack: None,
             incarnation: None,
+            listeners: Vec::new(),
         };
         assert_eq!(image.apply(&cmd), MetadataResponse::Ok);
     }

@@ -12,6 +12,7 @@
 use super::controller::Controller;
 use super::image::MetadataImage;
 use super::{MetadataCommand, MetadataResponse};
+use crate::config::listeners::Endpoint;
 use crate::model::now_ms;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,13 +21,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// This node as it registers: its id, this process's incarnation (random per start) and its
-/// Kafka listener.
+/// Kafka listeners.
 #[derive(Debug, Clone)]
 pub struct Registration {
     pub node_id: u64,
     pub incarnation: u64,
     pub host: String,
     pub port: u16,
+    /// Every client listener's advertised address (`host`/`port` is the inter-broker one's).
+    pub endpoints: Vec<Endpoint>,
 }
 
 /// Registers this node (retrying until the quorum answers), then heartbeats every `interval`
@@ -46,6 +49,7 @@ pub async fn heartbeat(
         port: me.port,
         rack: None,
         incarnation: Some(me.incarnation),
+        listeners: me.endpoints.clone(),
     };
     let mut registered = false;
     let mut tick = tokio::time::interval(interval);
@@ -249,6 +253,7 @@ mod tests {
                 port: 9092,
                 rack: None,
                 incarnation: None,
+                listeners: Vec::new(),
             };
             image.apply(&register);
             image.apply(&MetadataCommand::Heartbeat {

@@ -307,6 +307,7 @@ mod tests {
             port: 1,
             rack: None,
             incarnation: None,
+            listeners: Vec::new(),
         });
         let last = LogId::new(openraft::CommittedLeaderId::new(3, 1), 42);
         let meta = Meta {

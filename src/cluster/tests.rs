@@ -84,6 +84,7 @@ fn register(node_id: RaftNodeId) -> MetadataCommand {
         port: 9092 + node_id as u16,
         rack: Some(format!("rack-{}", node_id % 2)),
         incarnation: None,
+        listeners: Vec::new(),
     }
 }
 

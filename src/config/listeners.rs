@@ -3,13 +3,15 @@
 //! `listener.security.protocol.map`, `controller.listener.names` and
 //! `inter.broker.listener.name`, validated as Kafka validates them.
 //!
-//! A node serves one client listener for now, plus the controller listener when
+//! A node serves every listener `listeners` names that is not a controller listener (each a
+//! client listener with its own advertised address), plus the controller listener when
 //! `controller.listener.names` names one of `listeners`; PLAINTEXT is the only protocol.
 
 use std::collections::BTreeMap;
 
 /// One listener: its name, and where it binds or is advertised (`host` empty: every address).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Nodes register their advertised ones in the metadata, hence serde.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     pub name: String,
     pub host: String,
@@ -35,11 +37,27 @@ impl Endpoint {
 /// What this node listens on and tells clients.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerPlan {
-    pub client: Endpoint,
+    /// The client listeners, in the order `listeners` gives them; never empty.
+    pub clients: Vec<ClientListener>,
+    /// Which of `clients` other nodes use (`inter.broker.listener.name`; by default the one
+    /// named PLAINTEXT, else the first).
+    pub inter_broker: usize,
     /// The listener `controller.listener.names` names, when it is one of `listeners`.
     pub controller: Option<Endpoint>,
-    /// The client listener's advertised address, when `advertised.listeners` gives one.
+}
+
+/// A client listener: where it binds, and what `advertised.listeners` says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientListener {
+    pub bind: Endpoint,
     pub advertised: Option<Endpoint>,
+}
+
+impl ListenerPlan {
+    /// The first client listener, the one a single-listener node is known by.
+    pub fn first(&self) -> &ClientListener {
+        &self.clients[0]
+    }
 }
 
 /// Why a listener setting was refused; the message names the setting and the value.
@@ -102,7 +120,7 @@ fn protocols(raw: &str) -> Result<BTreeMap<String, String>, Refusal> {
 /// Validates the listener settings and says what to bind and advertise.
 pub fn plan(
     listeners: &str,
-    advertised: &str,
+    advertised_raw: &str,
     protocol_map: &str,
     controller_names: &str,
     inter_broker: &str,
@@ -158,34 +176,31 @@ pub fn plan(
         .iter()
         .filter(|e| !controller_names.contains(&e.name))
         .collect();
-    let client = match clients.as_slice() {
-        [one] => (*one).clone(),
-        [] => {
-            return Err((
-                "listeners",
-                "every listener is a controller listener; a client listener is needed".into(),
-            ))
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|e| e.name.as_str()).collect();
-            return Err((
-                "listeners",
-                format!(
-                    "spool serves one client listener for now, not {}",
-                    names.join(", ")
-                ),
-            ));
-        }
-    };
-    let inter_broker = inter_broker.trim().to_ascii_uppercase();
-    if !inter_broker.is_empty() && inter_broker != client.name {
+    if clients.is_empty() {
         return Err((
-            "inter_broker_listener_name",
-            format!("{inter_broker} is not a client listener of `listeners`"),
+            "listeners",
+            "every listener is a controller listener; a client listener is needed".into(),
         ));
     }
-    let mut advertised_client = None;
-    for a in parse_list("advertised_listeners", advertised)? {
+    let inter_broker = inter_broker.trim().to_ascii_uppercase();
+    let inter_broker = if inter_broker.is_empty() {
+        clients
+            .iter()
+            .position(|e| e.name == "PLAINTEXT")
+            .unwrap_or(0)
+    } else {
+        clients
+            .iter()
+            .position(|e| e.name == inter_broker)
+            .ok_or_else(|| {
+                (
+                    "inter_broker_listener_name",
+                    format!("{inter_broker} is not a client listener of `listeners`"),
+                )
+            })?
+    };
+    let mut advertised = BTreeMap::new();
+    for a in parse_list("advertised_listeners", advertised_raw)? {
         if !all.iter().any(|e| e.name == a.name) {
             return Err((
                 "advertised_listeners",
@@ -201,14 +216,18 @@ pub fn plan(
                 ),
             ));
         }
-        if a.name == client.name {
-            advertised_client = Some(a);
-        }
+        advertised.insert(a.name.clone(), a);
     }
     Ok(ListenerPlan {
-        client,
+        clients: clients
+            .into_iter()
+            .map(|bind| ClientListener {
+                advertised: advertised.remove(&bind.name),
+                bind: bind.clone(),
+            })
+            .collect(),
+        inter_broker,
         controller,
-        advertised: advertised_client,
     })
 }
 
@@ -217,6 +236,7 @@ mod tests {
     use super::*;
 
     const MAP: &str = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL";
+    const MAP_EXT: &str = "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT";
 
     #[test]
     fn kafka_listener_forms_are_read() {
@@ -228,19 +248,39 @@ mod tests {
             "",
         )
         .unwrap();
-        assert_eq!(p.client.bind_addr(), "0.0.0.0:9092");
+        assert_eq!(p.first().bind.bind_addr(), "0.0.0.0:9092");
+        assert_eq!(p.first().advertised.as_ref().unwrap().host, "broker1");
         assert_eq!(p.controller.unwrap().port, 9093);
-        assert_eq!(p.advertised.unwrap().host, "broker1");
         let legacy = plan("127.0.0.1:9092", "", MAP, "", "").unwrap();
-        assert_eq!(legacy.client.name, "PLAINTEXT");
-        assert_eq!(legacy.client.bind_addr(), "127.0.0.1:9092");
+        assert_eq!(legacy.first().bind.name, "PLAINTEXT");
+        assert_eq!(legacy.first().bind.bind_addr(), "127.0.0.1:9092");
         assert_eq!(
             plan("[::1]:9092", "", MAP, "", "")
                 .unwrap()
-                .client
+                .first()
+                .bind
                 .bind_addr(),
             "[::1]:9092"
         );
+    }
+
+    #[test]
+    fn several_client_listeners_each_advertise_their_own_address() {
+        let p = plan(
+            "INTERNAL://:19092,CONTROLLER://:9093,EXTERNAL://127.0.0.1:9092",
+            "INTERNAL://spool1:19092,EXTERNAL://localhost:29092",
+            "INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "CONTROLLER",
+            "INTERNAL",
+        )
+        .unwrap();
+        let names: Vec<&str> = p.clients.iter().map(|c| c.bind.name.as_str()).collect();
+        assert_eq!(names, ["INTERNAL", "EXTERNAL"]);
+        assert_eq!(p.inter_broker, 0);
+        assert_eq!(p.clients[1].advertised.as_ref().unwrap().port, 29092);
+        // Without inter.broker.listener.name: the one named PLAINTEXT, else the first.
+        let p = plan("EXTERNAL://:1,PLAINTEXT://:2", "", MAP_EXT, "", "").unwrap();
+        assert_eq!(p.clients[p.inter_broker].bind.name, "PLAINTEXT");
     }
 
     #[test]
@@ -276,13 +316,6 @@ mod tests {
                 "INTERNAL has no security protocol",
             ),
             ("SSL://:9093", "", "", "", "does not serve yet"),
-            (
-                "PLAINTEXT://:9092,CONTROLLER://:9093",
-                "",
-                "",
-                "",
-                "one client listener",
-            ),
             (
                 "PLAINTEXT://:9092",
                 "",

@@ -421,7 +421,7 @@ impl Config {
         if self.node_id < 0 {
             return bad(format!("node_id {} must be >= 0", self.node_id));
         }
-        self.listen_addr()?;
+        self.listen_addrs()?;
         let voters = self.voters()?;
         if !voters.is_empty() && self.cluster_id.is_empty() {
             return bad("a cluster needs the same cluster_id set on every node".into());
@@ -624,19 +624,25 @@ impl Config {
         })
     }
 
-    /// The socket address of the client listener.
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+    /// Each client listener's name and socket address, in the order `listeners` gives them.
+    pub fn listen_addrs(&self) -> Result<Vec<(String, SocketAddr)>, ConfigError> {
         use std::net::ToSocketAddrs;
-        let addr = self.listener_plan()?.client.bind_addr();
         let bad = |reason: String| ConfigError::BadValue {
             key: "listeners".into(),
             origin: "configuration".into(),
             reason,
         };
-        addr.to_socket_addrs()
-            .map_err(|e| bad(format!("`{addr}` does not resolve: {e}")))?
-            .next()
-            .ok_or_else(|| bad(format!("`{addr}` resolves to no address")))
+        let mut out = Vec::new();
+        for listener in self.listener_plan()?.clients {
+            let addr = listener.bind.bind_addr();
+            let resolved = addr
+                .to_socket_addrs()
+                .map_err(|e| bad(format!("`{addr}` does not resolve: {e}")))?
+                .next()
+                .ok_or_else(|| bad(format!("`{addr}` resolves to no address")))?;
+            out.push((listener.bind.name, resolved));
+        }
+        Ok(out)
     }
 
     /// Where the controller listens: the listener `controller_listener_names` names in

@@ -4,22 +4,23 @@
 use crate::broker::Broker;
 use crate::cluster::image::{MetadataImage, PartitionImage};
 
-/// The nodes clients may use: registered and not fenced, by id.
-pub fn live_nodes(image: &MetadataImage) -> Vec<(i32, String, i32)> {
+/// The nodes clients of `listener` may use: registered, not fenced, and with that listener, by
+/// id, each with that listener's advertised address.
+pub fn live_nodes(image: &MetadataImage, listener: &str) -> Vec<(i32, String, i32)> {
     image
         .nodes
         .iter()
         .filter(|(_, n)| !n.fenced)
-        .map(|(id, n)| (*id as i32, n.host.clone(), n.port as i32))
+        .filter_map(|(id, n)| {
+            let (host, port) = n.endpoint_for(listener)?;
+            Some((*id as i32, host, port))
+        })
         .collect()
 }
 
-/// A node's Kafka endpoint, fenced or not.
-pub fn endpoint(image: &MetadataImage, node: u64) -> Option<(String, i32)> {
-    image
-        .nodes
-        .get(&node)
-        .map(|n| (n.host.clone(), n.port as i32))
+/// A node's address on `listener`, fenced or not.
+pub fn endpoint(image: &MetadataImage, node: u64, listener: &str) -> Option<(String, i32)> {
+    image.nodes.get(&node)?.endpoint_for(listener)
 }
 
 /// The node reported as controller: the quorum leader (every voter is also a broker), else
@@ -78,12 +79,13 @@ pub fn led_partition(
 /// The endpoints of the nodes named (KIP-951's `node_endpoints`), each once, by id.
 pub fn endpoints_of(
     image: &MetadataImage,
+    listener: &str,
     ids: impl Iterator<Item = i32>,
 ) -> Vec<(i32, String, i32)> {
     let mut ids: Vec<i32> = ids.filter(|id| *id >= 0).collect();
     ids.sort_unstable();
     ids.dedup();
     ids.into_iter()
-        .filter_map(|id| endpoint(image, id as u64).map(|(host, port)| (id, host, port)))
+        .filter_map(|id| endpoint(image, id as u64, listener).map(|(host, port)| (id, host, port)))
         .collect()
 }

@@ -16,7 +16,7 @@ const BROKERS: i8 = 1;
 pub async fn handle(
     broker: Arc<Broker>,
     request: DescribeClusterRequest,
-    _ctx: RequestContext,
+    ctx: RequestContext,
 ) -> Reply {
     let mut response = DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
@@ -35,7 +35,7 @@ pub async fn handle(
         return Reply::ready(ResponseKind::DescribeCluster(response));
     }
     let image = broker.image();
-    response.brokers = super::cluster_view::live_nodes(&image)
+    response.brokers = super::cluster_view::live_nodes(&image, &ctx.listener)
         .into_iter()
         .map(|(id, host, port)| {
             DescribeClusterBroker::default()

@@ -48,6 +48,8 @@ struct Plan {
     read_committed: bool,
     /// The follower fetching, for a replica's fetch.
     replica: Option<u64>,
+    /// The listener the request came in on (whose addresses `node_endpoints` gives).
+    listener: Arc<str>,
 }
 
 pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestContext) -> Reply {
@@ -77,6 +79,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
         request.isolation_level,
     );
     plan.replica = u64::try_from(replica_id).ok();
+    plan.listener = ctx.listener.clone();
     let version = ctx.api_version;
     let (response, bytes) = read(&broker, &plan, version);
     let min_bytes = request.min_bytes.max(0) as usize;
@@ -120,6 +123,7 @@ fn resolve(
         max_bytes,
         read_committed: isolation_level == READ_COMMITTED,
         replica: None,
+        listener: Arc::from(""),
     };
     for (i, t) in topics.into_iter().enumerate() {
         let topic = if by_id {
@@ -183,7 +187,7 @@ fn read(broker: &Broker, plan: &Plan, version: i16) -> (FetchResponse, usize) {
     }
     let mut response = FetchResponse::default().with_responses(responses);
     if version >= 16 {
-        response.node_endpoints = leader_endpoints(broker, &response);
+        response.node_endpoints = leader_endpoints(broker, &plan.listener, &response);
     }
     (response, total)
 }
@@ -203,13 +207,17 @@ fn current_leader(broker: &Broker, plan: &Plan, w: &Wanted) -> LeaderIdAndEpoch 
 }
 
 /// The endpoints of the leaders named in the response (KIP-951, v16+).
-fn leader_endpoints(broker: &Broker, response: &FetchResponse) -> Vec<NodeEndpoint> {
+fn leader_endpoints(
+    broker: &Broker,
+    listener: &str,
+    response: &FetchResponse,
+) -> Vec<NodeEndpoint> {
     let leaders = response
         .responses
         .iter()
         .flat_map(|t| &t.partitions)
         .map(|p| p.current_leader.leader_id.0);
-    super::cluster_view::endpoints_of(&broker.image(), leaders)
+    super::cluster_view::endpoints_of(&broker.image(), listener, leaders)
         .into_iter()
         .map(|(id, host, port)| {
             NodeEndpoint::default()

@@ -62,7 +62,7 @@ pub async fn handle(broker: Arc<Broker>, request: MetadataRequest, ctx: RequestC
             })
             .collect(),
     };
-    let brokers = live_nodes(&image)
+    let brokers = live_nodes(&image, &ctx.listener)
         .into_iter()
         .map(|(id, host, port)| {
             MetadataResponseBroker::default()

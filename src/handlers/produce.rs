@@ -44,6 +44,7 @@ pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestCo
         return Reply::Nothing;
     }
     let sync = broker.config.flush_mode == FlushMode::Durable;
+    let listener = ctx.listener.clone();
     let assemble = move |broker: &Broker, topics: Vec<(TopicName, uuid::Uuid, Vec<Outcome>)>| {
         let responses: Vec<TopicProduceResponse> = topics
             .into_iter()
@@ -60,7 +61,7 @@ pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestCo
             .collect();
         let mut response = ProduceResponse::default().with_responses(responses);
         if version >= 10 {
-            response.node_endpoints = leader_endpoints(broker, &response);
+            response.node_endpoints = leader_endpoints(broker, &listener, &response);
         }
         ResponseKind::Produce(response)
     };
@@ -108,13 +109,17 @@ fn with_leader(
 }
 
 /// The endpoints of the leaders named in the response (KIP-951, v10+).
-fn leader_endpoints(broker: &Broker, response: &ProduceResponse) -> Vec<NodeEndpoint> {
+fn leader_endpoints(
+    broker: &Broker,
+    listener: &str,
+    response: &ProduceResponse,
+) -> Vec<NodeEndpoint> {
     let leaders = response
         .responses
         .iter()
         .flat_map(|t| &t.partition_responses)
         .map(|p| p.current_leader.leader_id.0);
-    super::cluster_view::endpoints_of(&broker.image(), leaders)
+    super::cluster_view::endpoints_of(&broker.image(), listener, leaders)
         .into_iter()
         .map(|(id, host, port)| {
             NodeEndpoint::default()

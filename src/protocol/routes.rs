@@ -34,6 +34,9 @@ pub struct RequestContext {
     pub api_version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The name of the listener the request came in on: clients are told that listener's
+    /// addresses.
+    pub listener: Arc<str>,
 }
 
 pub type Handler = fn(Arc<Broker>, RequestKind, RequestContext) -> BoxFuture<Reply>;

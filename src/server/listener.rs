@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 pub async fn run(
     broker: Arc<Broker>,
     listener: TcpListener,
+    name: Arc<str>,
     quotas: Arc<ConnectionQuotas>,
     limits: SessionLimits,
     tracker: TaskTracker,
@@ -33,8 +34,9 @@ pub async fn run(
                 let _ = socket.set_nodelay(true);
                 let broker = broker.clone();
                 let limits = limits.clone();
+                let name = name.clone();
                 tracker.spawn(async move {
-                    session::run(broker, socket, peer, limits).await;
+                    session::run(broker, socket, peer, name, limits).await;
                     drop(slot);
                 });
             }

@@ -80,7 +80,13 @@ pub struct SessionLimits {
     pub idle: Duration,
 }
 
-pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr, limits: SessionLimits) {
+pub async fn run(
+    broker: Arc<Broker>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    listener: Arc<str>,
+    limits: SessionLimits,
+) {
     let (read_half, write_half) = socket.into_split();
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_requests_per_connection);
@@ -131,7 +137,7 @@ pub async fn run(broker: Arc<Broker>, socket: TcpStream, peer: SocketAddr, limit
                 break;
             }
         };
-        match dispatch(&broker, frame, peer).await {
+        match dispatch(&broker, frame, peer, &listener).await {
             Ok(Some(pending)) => {
                 activity.unanswered.fetch_add(1, Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
@@ -158,6 +164,7 @@ async fn dispatch(
     broker: &Arc<Broker>,
     frame: Frame,
     peer: SocketAddr,
+    listener: &Arc<str>,
 ) -> Result<Option<Pending>, DecodeError> {
     let Frame {
         bytes: frame,
@@ -186,6 +193,7 @@ async fn dispatch(
         api_version: raw.api_version,
         correlation_id: raw.correlation_id,
         client_id: decoded.header.client_id.as_ref().map(|c| c.to_string()),
+        listener: listener.clone(),
     };
     let reply = (decoded.route.handle)(broker.clone(), decoded.body, ctx).await;
     if matches!(reply, Reply::Nothing) {

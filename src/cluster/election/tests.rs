@@ -11,6 +11,7 @@ fn register(node_id: u64) -> MetadataCommand {
         port: 9092,
         rack: None,
         incarnation: None,
+        listeners: Vec::new(),
     }
 }
 

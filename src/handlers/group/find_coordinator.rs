@@ -64,7 +64,7 @@ async fn ensure_topic(broker: &Broker, key_type: i8) -> Result<(), String> {
     })
 }
 
-fn lookup(broker: &Broker, key_type: i8, key: &str) -> Found {
+fn lookup(broker: &Broker, listener: &str, key_type: i8, key: &str) -> Found {
     let (topic, partition) = match key_type {
         GROUP => (OFFSETS_TOPIC, broker.groups.partition_index(key)),
         _ => (TXN_TOPIC, broker.txns.partition_index(key)),
@@ -72,9 +72,10 @@ fn lookup(broker: &Broker, key_type: i8, key: &str) -> Found {
     let image = broker.image();
     let leader = image.partition(topic, partition).and_then(|p| p.leader);
     match leader.and_then(|l| image.nodes.get(&l).map(|n| (l, n))) {
-        Some((id, node)) if !node.fenced => {
-            (0, None, id as i32, node.host.clone(), node.port as i32)
-        }
+        Some((id, node)) if !node.fenced => match node.endpoint_for(listener) {
+            Some((host, port)) => (0, None, id as i32, host, port),
+            None => unavailable(format!("the coordinator has no {listener} listener")),
+        },
         _ => unavailable(format!("partition {topic}-{partition} has no leader")),
     }
 }
@@ -94,7 +95,7 @@ pub async fn handle(
     Reply::Deferred(Box::pin(async move {
         let ready = ensure_topic(&broker, key_type).await;
         let find = |key: &str| match &ready {
-            Ok(()) => lookup(&broker, key_type, key),
+            Ok(()) => lookup(&broker, &ctx.listener, key_type, key),
             Err(message) => unavailable(message.clone()),
         };
         let mut response = FindCoordinatorResponse::default();
