@@ -85,6 +85,7 @@ fn seeds() -> BTreeMap<String, Vec<u8>> {
                         port: 9092,
                         rack: None,
                         incarnation: Some(1),
+                        listeners: Vec::new(),
                     }),
                 }],
                 leader_commit: None,

@@ -146,7 +146,9 @@ fn bad_listener_values_each_say_what_is_wrong() {
 
 /// What a client connected to `addr` is told: the brokers of Metadata and DescribeCluster, and
 /// the group coordinator's address.
-fn told(addr: &str) -> (Vec<(String, i32)>, Vec<(String, i32)>, (String, i32)) {
+type Address = (String, i32);
+
+fn told(addr: &str) -> (Vec<Address>, Vec<Address>, Address) {
     let mut c = Raw::connect(addr);
     let m: MetadataResponse = c.request(ApiKey::Metadata, 12, &MetadataRequest::default());
     let d: DescribeClusterResponse = c.request(

@@ -14,6 +14,7 @@ mod alter_config;
 mod client;
 mod consume;
 mod group;
+mod health;
 mod line_reader;
 mod produce;
 mod reassign;
@@ -57,6 +58,9 @@ enum Command {
     /// transaction.
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// Exit 0 when a broker is ready for clients (answers, knows its controller, and the node
+    /// given or in the environment is live); for health checks.
+    Health(health::HealthArgs),
 }
 
 /// Parses the command line and runs the chosen command.
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Topic(command) => topic::run(command),
         Command::Group(command) => group::run(command),
         Command::Txn(command) => txn::run(command),
+        Command::Health(args) => health::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

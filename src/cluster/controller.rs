@@ -5,6 +5,7 @@ use super::durable;
 use super::image::MetadataImage;
 use super::log_store::LogStore;
 use super::network::{self, CallError, LeaderReply, LeaderRequest, NetworkFactory, RpcSettings};
+use super::quorum::{self, QuorumTimes, QuorumView};
 use super::state_machine::StateMachineStore;
 use super::{ClusterError, MetadataCommand, MetadataRaft, MetadataResponse, RaftNodeId};
 use openraft::error::{ClientWriteError, RaftError};
@@ -105,6 +106,7 @@ pub struct Controller {
     shutdown: CancellationToken,
     /// Taken by [`Controller::shutdown`].
     server: std::sync::Mutex<Option<JoinHandle<()>>>,
+    quorum_times: Arc<QuorumTimes>,
 }
 
 impl Controller {
@@ -150,6 +152,12 @@ impl Controller {
             config.rpc_limits.clone(),
             shutdown.clone(),
         ));
+        let quorum_times = Arc::new(QuorumTimes::default());
+        tokio::spawn(quorum::track(
+            raft.clone(),
+            quorum_times.clone(),
+            shutdown.clone(),
+        ));
         tracing::info!(node_id, addr = %local_addr, dir = %config.dir.display(), "controller started");
         Ok(Controller {
             node_id,
@@ -161,6 +169,7 @@ impl Controller {
             election_timeout_max: config.election_timeout_max,
             shutdown,
             server: std::sync::Mutex::new(Some(server)),
+            quorum_times,
         })
     }
 
@@ -272,6 +281,11 @@ impl Controller {
     /// The index of the last log entry this node applied.
     pub fn applied_index(&self) -> Option<u64> {
         self.raft.metrics().borrow().last_applied.map(|id| id.index)
+    }
+
+    /// The quorum as DescribeQuorum reports it (voters' states only on the leader).
+    pub fn quorum(&self) -> QuorumView {
+        quorum::view(&self.raft, &self.quorum_times)
     }
 
     /// The underlying Raft instance, for metrics and membership changes.

@@ -23,6 +23,7 @@
 //! - [`state_machine`]: the applied image and its snapshots (openraft's `RaftStateMachine`).
 //! - [`network`]: length-prefixed JSON frames over TCP between controllers, both sides.
 //! - [`controller`]: the handle a node holds.
+//! - [`quorum`]: the quorum's state as DescribeQuorum reports it.
 //! - `durable`: crash-safe file writes shared by the two stores.
 //!
 //! On disk, in the quorum directory: `vote.json`, `committed.json`, `purged.json` and
@@ -38,6 +39,7 @@ pub mod image;
 pub mod log_store;
 pub mod membership;
 pub mod network;
+pub mod quorum;
 pub mod state_machine;
 #[cfg(test)]
 mod tests;

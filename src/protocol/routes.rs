@@ -112,6 +112,7 @@ routes! {
     AlterPartitionReassignments 0..=1 => alter_partition_reassignments,
     ListPartitionReassignments 0..=0 => list_partition_reassignments,
     OffsetDelete 0..=0 => group::offset_delete,
+    DescribeQuorum 0..=2 => describe_quorum,
     DescribeCluster 0..=2 => describe_cluster,
     DescribeProducers 0..=0 => txn::describe_producers,
     DescribeTransactions 0..=0 => txn::describe_transactions,
