@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every spool test on a fresh machine: installs what the client suites need, builds spool,
-# then runs the Rust unit and integration tests, a bounded run of each fuzz target (nightly
+# then runs the Rust unit and integration tests (the metrics test scrapes with a real Prometheus
+# server, installed here), a bounded run of each fuzz target (nightly
 # toolchain; cargo-fuzz is installed if missing), the Python client suite (kafka-python,
 # confluent-kafka, aiokafka), the three-node cluster suite with the same Python clients (inside a
 # private network namespace, where it cuts links with iptables) and the Node client suite
@@ -17,6 +18,11 @@ cargo build --bins
 target_dir="${CARGO_TARGET_DIR:-$root/target}"
 export SPOOL_BIN="$target_dir/debug/spool"
 mkdir -p "$root/target"
+
+step "prometheus server for the metrics test: install"
+if ! command -v prometheus >/dev/null 2>&1; then
+    apt-get install -y prometheus || { apt-get update && apt-get install -y prometheus; }
+fi
 
 step "rust: unit and integration tests"
 cargo test --no-fail-fast

@@ -60,6 +60,11 @@ pub enum BrokerError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    MetricsBind {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
@@ -303,6 +308,17 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
             limits.clone(),
             tracker.clone(),
         ));
+    }
+    if !config.metrics_listener.trim().is_empty() {
+        let addr = config.metrics_listener.trim();
+        let metrics = TcpListener::bind(addr)
+            .await
+            .map_err(|source| BrokerError::MetricsBind {
+                addr: addr.to_string(),
+                source,
+            })?;
+        tracing::info!(addr = %metrics.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string()), "serving metrics and /health");
+        tracker.spawn(crate::metrics::http::serve(broker.clone(), metrics));
     }
     tracker.spawn(background(broker.clone()));
     if config.log_cleaner_enable {

@@ -53,6 +53,7 @@ pub mod config;
 pub mod group;
 pub mod handlers;
 pub mod log;
+pub mod metrics;
 pub mod model;
 pub mod net;
 pub mod partition;

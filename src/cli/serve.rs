@@ -26,10 +26,20 @@ pub struct ServeArgs {
     /// port 0).
     #[arg(long, value_name = "FILE")]
     ready_file: Option<PathBuf>,
+    /// Log lines as `text`, or `json` (one object per line: time, level, target, message and
+    /// fields). The level filter is RUST_LOG's (default info).
+    #[arg(long, value_enum, env = "SPOOL_LOG_FORMAT", default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
-    init_tracing();
+    init_tracing(args.log_format);
     let mut overrides = args.set.clone();
     if let Some(l) = &args.listeners {
         overrides.push(format!("listeners={l}"));
@@ -94,14 +104,27 @@ async fn serve(config: Config, ready_file: Option<PathBuf>) -> anyhow::Result<()
     Ok(())
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        // openraft reports every vote and replication retry at info; its warnings are enough.
-        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let _ = tracing_subscriber::fmt()
+    // openraft reports every vote and replication retry at info and its internals at debug: its
+    // warnings are enough, unless RUST_LOG names it. RUST_LOG=debug thus shows spool's own
+    // request handling (target spool::request: API, version, client, errors, time).
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() && v.contains("openraft") => v,
+        Ok(v) if !v.trim().is_empty() => format!("{v},openraft=warn"),
+        _ => "info,openraft=warn".to_string(),
+    };
+    let filter = EnvFilter::try_new(&filter).unwrap_or_else(|e| {
+        eprintln!("spool: RUST_LOG `{filter}` is not a filter ({e}); logging at info");
+        EnvFilter::new("info,openraft=warn")
+    });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+    };
 }

@@ -68,6 +68,7 @@ pub struct Config {
     pub max_connections_per_ip_overrides: String,
     pub connections_max_idle_ms: u64,
     pub request_read_timeout_ms: u64,
+    pub metrics_listener: String,
     pub queued_max_request_bytes: i64,
     pub fetch_max_bytes: usize,
     pub socket_request_max_bytes: usize,

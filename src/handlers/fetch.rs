@@ -84,10 +84,11 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
     let (response, bytes) = read(&broker, &plan, version);
     let min_bytes = request.min_bytes.max(0) as usize;
     if bytes >= min_bytes || request.max_wait_ms <= 0 || has_error(&response) {
-        return Reply::ready(ResponseKind::Fetch(response));
+        return Reply::ready(ResponseKind::Fetch(sent(&plan, response)));
     }
     let wait = Duration::from_millis(request.max_wait_ms as u64);
     Reply::Deferred(Box::pin(async move {
+        let _waiting = crate::metrics::metrics().waiting("Fetch");
         let deadline = tokio::time::Instant::now() + wait;
         let notify = Arc::new(Notify::new());
         loop {
@@ -96,7 +97,7 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
             }
             let (response, bytes) = read(&broker, &plan, version);
             if bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
-                return ResponseKind::Fetch(response);
+                return ResponseKind::Fetch(sent(&plan, response));
             }
             tokio::select! {
                 _ = notify.notified() => {}
@@ -104,10 +105,32 @@ pub async fn handle(broker: Arc<Broker>, request: FetchRequest, ctx: RequestCont
                 _ = broker.shutdown.cancelled() => {}
             }
             if broker.shutdown.is_cancelled() {
-                return ResponseKind::Fetch(read(&broker, &plan, version).0);
+                return ResponseKind::Fetch(sent(&plan, read(&broker, &plan, version).0));
             }
         }
     }))
+}
+
+/// Counts the record bytes of the response about to be sent (to a consumer, or to a follower).
+fn sent(plan: &Plan, response: FetchResponse) -> FetchResponse {
+    let metrics = crate::metrics::metrics();
+    for (i, t) in response.responses.iter().enumerate() {
+        let bytes: usize = t
+            .partitions
+            .iter()
+            .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+            .sum();
+        // The name from the partition found (a request by topic id carries none).
+        let name = plan
+            .wanted
+            .iter()
+            .filter(|w| w.topic == i)
+            .find_map(|w| w.found.as_ref().ok());
+        if let (true, Some(p)) = (bytes > 0, name) {
+            metrics.fetched(&p.tp().topic, bytes as u64, plan.replica.is_some());
+        }
+    }
+    response
 }
 
 fn resolve(

@@ -73,6 +73,7 @@ pub async fn handle(broker: Arc<Broker>, request: ProduceRequest, ctx: RequestCo
         return Reply::ready(assemble(&broker, topics));
     }
     Reply::Deferred(Box::pin(async move {
+        let _waiting = crate::metrics::metrics().waiting("Produce");
         for (_, _, outcomes) in topics.iter_mut() {
             for o in outcomes.iter_mut() {
                 let Some((partition, offset, min_isr)) = o.durable.take() else {
@@ -257,6 +258,12 @@ fn append(
             response.log_start_offset = log_start_offset;
             if !duplicate {
                 broker.after_append(&partition);
+                let count = (info.last_offset - info.base_offset + 1).max(0) as u64;
+                crate::metrics::metrics().produced(
+                    &partition.tp().topic,
+                    count,
+                    records.len() as u64,
+                );
             }
             Outcome {
                 response,

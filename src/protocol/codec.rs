@@ -135,6 +135,23 @@ pub fn encode(
     Ok(buf.freeze())
 }
 
+/// Kafka's name of an API (`Produce`, `FindCoordinator`), for metrics and logs.
+pub fn api_name(key: ApiKey) -> &'static str {
+    use std::collections::HashMap;
+    use std::sync::LazyLock;
+    // One leaked name per API key that exists (a fixed, small set).
+    static NAMES: LazyLock<HashMap<i16, &'static str>> = LazyLock::new(|| {
+        (0..=i16::from(u8::MAX))
+            .filter_map(|k| ApiKey::try_from(k).ok())
+            .map(|k| {
+                let name: &'static str = Box::leak(format!("{k:?}").into_boxed_str());
+                (k as i16, name)
+            })
+            .collect()
+    });
+    NAMES.get(&(key as i16)).copied().unwrap_or("Unknown")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

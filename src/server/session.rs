@@ -70,6 +70,45 @@ struct Pending {
     key: ApiKey,
     version: i16,
     reply: Reply,
+    /// When the request was read: its total time runs to its response being written.
+    started: Instant,
+    client_id: Option<String>,
+}
+
+/// Kafka's name of an API (`Produce`, `FindCoordinator`), as metrics and logs give it.
+fn api_name(key: ApiKey) -> &'static str {
+    crate::protocol::codec::api_name(key)
+}
+
+/// What is known of a request once its reply is taken out of its [`Pending`].
+struct Answered {
+    correlation_id: i32,
+    key: ApiKey,
+    version: i16,
+    started: Instant,
+    client_id: Option<String>,
+}
+
+/// Counts an answered request and logs it at debug: API, version, client, errors, time.
+fn answered(p: &Answered, body: &ResponseKind, peer: SocketAddr) {
+    let elapsed = p.started.elapsed();
+    let errors = crate::metrics::error_codes(body);
+    let api = api_name(p.key);
+    crate::metrics::metrics().request(api, &errors, elapsed.as_secs_f64());
+    if tracing::enabled!(target: "spool::request", tracing::Level::DEBUG) {
+        let failed: Vec<i16> = errors.iter().copied().filter(|c| *c != 0).collect();
+        tracing::debug!(
+            target: "spool::request",
+            %peer,
+            api,
+            version = p.version,
+            client_id = p.client_id.as_deref().unwrap_or(""),
+            correlation_id = p.correlation_id,
+            errors = ?failed,
+            elapsed_us = elapsed.as_micros() as u64,
+            "request"
+        );
+    }
 }
 
 /// What bounds one connection, the same for every connection of a listener.
@@ -170,6 +209,7 @@ async fn dispatch(
         bytes: frame,
         memory: _memory,
     } = frame;
+    let started = Instant::now();
     let raw = RawHeader::peek(&frame).ok_or(DecodeError::Short(frame.len()))?;
     let decoded = match codec::decode(frame) {
         Ok(d) => d,
@@ -184,6 +224,8 @@ async fn dispatch(
                 key: ApiKey::ApiVersions,
                 version: 0,
                 reply,
+                started,
+                client_id: None,
             }));
         }
         Err(e) => return Err(e),
@@ -195,8 +237,15 @@ async fn dispatch(
         client_id: decoded.header.client_id.as_ref().map(|c| c.to_string()),
         listener: listener.clone(),
     };
+    let client_id = ctx.client_id.clone();
     let reply = (decoded.route.handle)(broker.clone(), decoded.body, ctx).await;
     if matches!(reply, Reply::Nothing) {
+        // acks=0: nothing is written back; the request is counted as handled.
+        crate::metrics::metrics().request(
+            api_name(decoded.route.api_key),
+            &[],
+            started.elapsed().as_secs_f64(),
+        );
         return Ok(None);
     }
     Ok(Some(Pending {
@@ -204,6 +253,8 @@ async fn dispatch(
         key: decoded.route.api_key,
         version: raw.api_version,
         reply,
+        started,
+        client_id,
     }))
 }
 
@@ -214,8 +265,15 @@ async fn write_loop(
     activity: Arc<Activity>,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, socket);
-    while let Some(p) = rx.recv().await {
-        let body = match p.reply {
+    while let Some(pending) = rx.recv().await {
+        let p = Answered {
+            correlation_id: pending.correlation_id,
+            key: pending.key,
+            version: pending.version,
+            started: pending.started,
+            client_id: pending.client_id,
+        };
+        let body = match pending.reply {
             Reply::Ready(body) => *body,
             Reply::Deferred(future) => future.await,
             Reply::Nothing => {
@@ -235,6 +293,7 @@ async fn write_loop(
             return;
         }
         activity.answered();
+        answered(&p, &body, peer);
         // Batch writes while more responses are ready; flush when the queue runs dry.
         if rx.is_empty() {
             if let Err(e) = out.flush().await {

@@ -69,7 +69,8 @@ impl Cluster {
                 format!("controller_listener={ip}:{}", controller_ports[i]),
                 format!("controller_quorum_voters={voters}"),
             ];
-            settings.extend(QUICK.iter().chain(extra).map(|s| s.to_string()));
+            // `{ip}` in a setting is the node's own address (e.g. for its metrics listener).
+            settings.extend(QUICK.iter().chain(extra).map(|s| s.replace("{ip}", &ip)));
             let mut args = Vec::new();
             for s in settings {
                 args.push("--set".to_string());
