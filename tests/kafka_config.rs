@@ -72,6 +72,59 @@ fn a_server_properties_file_configures_spool() {
         std::net::TcpStream::connect(("127.0.0.1", controller_port)).is_ok(),
         "the controller listens on the CONTROLLER listener"
     );
+    // DescribeConfigs tells what the file set from what it left at the default, and which
+    // broker configs can change at run time.
+    let d: DescribeConfigsResponse = c.request(
+        ApiKey::DescribeConfigs,
+        4,
+        &DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(support::kafka::s("1"))
+                .with_configuration_keys(Some(vec![
+                    support::kafka::s("num.partitions"),
+                    support::kafka::s("log.retention.ms"),
+                    support::kafka::s("message.max.bytes"),
+                ])),
+        ]),
+    );
+    let seen: Vec<(String, String, i8, bool)> = d.results[0]
+        .configs
+        .iter()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.value.as_deref().unwrap_or("").to_string(),
+                c.config_source,
+                c.read_only,
+            )
+        })
+        .collect();
+    const STATIC_BROKER_CONFIG: i8 = 4;
+    const DEFAULT_CONFIG: i8 = 5;
+    assert_eq!(
+        seen,
+        [
+            (
+                "log.retention.ms".into(),
+                "604800000".into(),
+                STATIC_BROKER_CONFIG,
+                false
+            ),
+            (
+                "message.max.bytes".into(),
+                "1048588".into(),
+                DEFAULT_CONFIG,
+                false
+            ),
+            (
+                "num.partitions".into(),
+                "3".into(),
+                STATIC_BROKER_CONFIG,
+                true
+            ),
+        ]
+    );
     let log = std::fs::read_to_string(&spool.log_path).unwrap();
     assert!(
         log.contains("ignoring Kafka settings spool does not implement: process.roles, controller.quorum.bootstrap.servers, num.network.threads"),

@@ -9,7 +9,7 @@ pub mod names;
 pub mod topic;
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use thiserror::Error;
@@ -135,6 +135,10 @@ pub struct Config {
     /// carries many); logged at start-up.
     #[serde(skip)]
     pub ignored_kafka: Vec<String>,
+    /// spool keys a source set (file, environment, `--set`), whatever the value: what
+    /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
+    #[serde(skip)]
+    pub set_keys: BTreeSet<String>,
 }
 
 /// A value as a source gives it: typed (TOML) or a string to read as the key's type.
@@ -151,7 +155,7 @@ fn apply_source(
     entries: Vec<(String, Given)>,
     origin: &str,
     strict: bool,
-    ignored_kafka: &mut Vec<String>,
+    seen: &mut Seen,
     unknown: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     let keys: Vec<String> = table.keys().cloned().collect();
@@ -162,8 +166,8 @@ fn apply_source(
                 resolved.push((rank, name, key, scale, given))
             }
             names::Resolved::IgnoredKafka => {
-                if !ignored_kafka.contains(&name) {
-                    ignored_kafka.push(name);
+                if !seen.ignored_kafka.contains(&name) {
+                    seen.ignored_kafka.push(name);
                 }
             }
             names::Resolved::Unknown { suggestion } if strict => {
@@ -208,8 +212,16 @@ fn apply_source(
             }
         }
         set(table, &key, value, origin)?;
+        seen.set_keys.insert(key);
     }
     Ok(())
+}
+
+/// What the sources of a configuration said beyond the values themselves.
+#[derive(Default)]
+struct Seen {
+    ignored_kafka: Vec<String>,
+    set_keys: BTreeSet<String>,
 }
 
 /// A TOML table's settings with nested tables flattened to dotted names (`[log] dirs = ..`
@@ -237,7 +249,7 @@ impl Config {
         overrides: &[String],
     ) -> Result<Self, ConfigError> {
         let mut table = parse(DEFAULTS_TOML, "defaults")?;
-        let mut ignored_kafka = Vec::new();
+        let mut seen = Seen::default();
         let mut ignored_env = Vec::new();
         if let Some(path) = file {
             let origin = path.display().to_string();
@@ -263,7 +275,7 @@ impl Config {
                 entries,
                 &origin,
                 true,
-                &mut ignored_kafka,
+                &mut seen,
                 &mut ignored_env,
             )?;
         }
@@ -293,7 +305,7 @@ impl Config {
             kafka_env,
             "the environment",
             true,
-            &mut ignored_kafka,
+            &mut seen,
             &mut Vec::new(),
         )?;
         let keys: Vec<String> = table.keys().cloned().collect();
@@ -305,6 +317,7 @@ impl Config {
             }
             let value = typed_value(&table[&key], raw, &key, name)?;
             set(&mut table, &key, value, name)?;
+            seen.set_keys.insert(key);
         }
         let mut flags = Vec::new();
         for o in overrides {
@@ -315,14 +328,7 @@ impl Config {
             })?;
             flags.push((key.trim().to_string(), Given::Raw(raw.trim().to_string())));
         }
-        apply_source(
-            &mut table,
-            flags,
-            "--set",
-            true,
-            &mut ignored_kafka,
-            &mut Vec::new(),
-        )?;
+        apply_source(&mut table, flags, "--set", true, &mut seen, &mut Vec::new())?;
         let mut config: Config =
             toml::Value::Table(table)
                 .try_into()
@@ -331,7 +337,8 @@ impl Config {
                     source: Box::new(e),
                 })?;
         config.ignored_env = ignored_env;
-        config.ignored_kafka = ignored_kafka;
+        config.ignored_kafka = seen.ignored_kafka;
+        config.set_keys = seen.set_keys;
         config.validate()?;
         Ok(config)
     }
@@ -607,6 +614,20 @@ impl Config {
             }
         }
         Ok(out)
+    }
+
+    /// Whether a source set the setting `name` (spool's key or Kafka's name) rather than it
+    /// having its default.
+    pub fn is_set(&self, name: &str) -> bool {
+        static KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            parse(DEFAULTS_TOML, "defaults")
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default()
+        });
+        match names::resolve(name, &KEYS) {
+            names::Resolved::Spool { key, .. } => self.set_keys.contains(&key),
+            _ => false,
+        }
     }
 
     /// The listener settings, validated (see [`listeners`]).

@@ -211,10 +211,11 @@ fn broker_synonyms(
     out
 }
 
-/// A broker config's static value: spool's setting where it has one, else Kafka's default.
+/// A broker config's static value: spool's setting where it has one (STATIC_BROKER_CONFIG when
+/// the file, the environment or `--set` gave it, else spool's default), else Kafka's default.
 fn static_value(broker: &Broker, def: &ConfigDef) -> (Option<String>, i8) {
     match broker.config.kafka_value(def.name) {
-        Some(v) if Some(v.as_str()) != def.default => (Some(v), SOURCE_STATIC_BROKER),
+        Some(v) if broker.config.is_set(def.name) => (Some(v), SOURCE_STATIC_BROKER),
         Some(v) => (Some(v), SOURCE_DEFAULT),
         None => (def.default.map(str::to_string), SOURCE_DEFAULT),
     }
