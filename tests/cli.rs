@@ -197,8 +197,12 @@ fn unknown_topics_are_reported_by_name() {
     let (_dir, spool) = broker(&["--set", "auto_create_topics_enable=false"]);
     let err = produce(&spool.addr, "nope", "a\n", &["--timeout-ms", "5000"]).failed();
     assert_eq!(err, "spool: topic `nope` does not exist\n");
-    let err = consume(&spool.addr, "nope", &["--timeout-ms", "5000"]).failed();
-    assert_eq!(err, "spool: topic `nope` does not exist\n");
+    // The consumer waits for the topic (here until its --timeout-ms), as Kafka's does.
+    let err = consume(&spool.addr, "nope", &["--timeout-ms", "2000"]).failed();
+    assert_eq!(
+        err,
+        "waiting for topic nope to be created\nspool: topic `nope` does not exist\n"
+    );
     for command in ["describe", "delete"] {
         let err = topic(command, &spool.addr, &["--topic", "nope"]).failed();
         assert_eq!(
@@ -214,6 +218,56 @@ fn unknown_topics_are_reported_by_name() {
     .failed();
     assert_eq!(err, "spool: topic `nope` does not exist\n");
     topic("delete", &spool.addr, &["--topic", "nope", "--if-exists"]).ok();
+}
+
+/// `GET /metrics` of a broker's metrics listener.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+#[test]
+fn consume_waits_for_a_topic_that_does_not_exist_yet() {
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let (_dir, spool) = broker(&[
+        "--set",
+        "auto_create_topics_enable=false",
+        "--set",
+        &format!("metrics_listener={metrics}"),
+    ]);
+    let addr = spool.addr.clone();
+    let waiting = std::thread::spawn(move || {
+        consume(
+            &addr,
+            "later",
+            &[
+                "--from-beginning",
+                "--max-messages",
+                "1",
+                "--timeout-ms",
+                "60000",
+            ],
+        )
+    });
+    // The consumer has asked for the topic and been told it does not exist.
+    let asked = support::wait_for(Duration::from_secs(30), || {
+        scrape(&metrics)
+            .contains("request=\"Metadata\",error=\"UNKNOWN_TOPIC_OR_PARTITION\"")
+            .then_some(())
+    });
+    assert!(asked.is_some(), "{}", scrape(&metrics));
+    topic("create", &spool.addr, &["--topic", "later"]).ok();
+    produce(&spool.addr, "later", "arrived\n", &[]).ok();
+    let got = waiting.join().unwrap().ok();
+    assert_eq!(got.stdout, "arrived\n");
+    // Where the broker allows, asking creates it.
+    let (_dir, auto) = broker(&[]);
+    consume(&auto.addr, "made-by-reading", &["--timeout-ms", "2000"]).ok();
+    topic("describe", &auto.addr, &["--topic", "made-by-reading"]).ok();
 }
 
 #[test]

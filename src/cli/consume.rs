@@ -107,8 +107,7 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let (_signals, stop) = client::stop_flag()?;
     let consumer = create_consumer(&args)?;
     let startup = Duration::from_millis(args.timeout_ms.unwrap_or(30_000));
-    let metadata = client::metadata(consumer.client(), &args.client, None, startup)?;
-    let partitions = client::partitions(&metadata, &args.topic)?;
+    let partitions = wait_for_topic(&args, &consumer, startup, &stop)?;
     let start = |e: KafkaError| ConsumeError::Start {
         topic: args.topic.clone(),
         source: e,
@@ -123,6 +122,39 @@ pub fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let count = print_records(&args, &consumer, &format, &stop)?;
     eprintln!("Processed a total of {count} messages");
     Ok(())
+}
+
+/// The topic's partitions once it exists. Asking for it lets the broker create it where it
+/// allows (as Kafka's console consumer does); otherwise this waits for it to be created, as
+/// Kafka's console consumer does, until `--timeout-ms` if given, else until interrupted.
+fn wait_for_topic(
+    args: &ConsumeArgs,
+    consumer: &BaseConsumer<CliContext>,
+    startup: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<Vec<i32>, ClientError> {
+    let deadline = args
+        .timeout_ms
+        .map(|ms| std::time::Instant::now() + Duration::from_millis(ms));
+    let mut told = false;
+    loop {
+        let metadata =
+            client::metadata(consumer.client(), &args.client, Some(&args.topic), startup)?;
+        match client::partitions(&metadata, &args.topic) {
+            Ok(p) if !p.is_empty() => return Ok(p),
+            Ok(_) | Err(ClientError::UnknownTopic(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let out_of_time = deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        if out_of_time || stop.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(ClientError::UnknownTopic(args.topic.clone()));
+        }
+        if !told {
+            eprintln!("waiting for topic {} to be created", args.topic);
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Without group APIs librdkafka would wait for a coordinator forever, saying nothing; a
@@ -152,6 +184,8 @@ fn create_consumer(args: &ConsumeArgs) -> Result<BaseConsumer<CliContext>, Consu
     } else {
         "latest"
     };
+    // Asking for the topic may create it where the broker allows, as Kafka's consumer does.
+    c.set("allow.auto.create.topics", "true");
     c.set("auto.offset.reset", reset).set(
         "isolation.level",
         match args.isolation_level {
