@@ -4,8 +4,10 @@
 # server, installed here), a bounded run of each fuzz target (nightly
 # toolchain; cargo-fuzz is installed if missing), the Python client suite (kafka-python,
 # confluent-kafka, aiokafka), the three-node cluster suite with the same Python clients (inside a
-# private network namespace, where it cuts links with iptables) and the Node client suite
-# (kafkajs). Exits non-zero on any failure.
+# private network namespace, where it cuts links with iptables), the Node client suite
+# (kafkajs), and the container image with the three-node compose cluster (installs Debian's
+# docker.io and docker-compose and starts the daemon when none runs). Exits non-zero on any
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -36,6 +38,10 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/compat/python/requirements.txt
+step "container image and three-node compose cluster"
+cargo build --release --bins
+SPOOL_RELEASE_BIN="$target_dir/release/spool" SPOOL_VENV="$venv" bash tests/container/run.sh
+
 step "python client suite: run"
 "$venv/bin/python" -m pytest tests/compat/python -q -p no:cacheprovider --ignore=tests/compat/python/cluster
 
