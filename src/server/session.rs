@@ -75,11 +75,6 @@ struct Pending {
     client_id: Option<String>,
 }
 
-/// Kafka's name of an API (`Produce`, `FindCoordinator`), as metrics and logs give it.
-fn api_name(key: ApiKey) -> &'static str {
-    crate::protocol::codec::api_name(key)
-}
-
 /// What is known of a request once its reply is taken out of its [`Pending`].
 struct Answered {
     correlation_id: i32,
@@ -93,7 +88,7 @@ struct Answered {
 fn answered(p: &Answered, body: &ResponseKind, peer: SocketAddr) {
     let elapsed = p.started.elapsed();
     let errors = crate::metrics::error_codes(body);
-    let api = api_name(p.key);
+    let api = codec::api_name(p.key);
     crate::metrics::metrics().request(api, &errors, elapsed.as_secs_f64());
     if tracing::enabled!(target: "spool::request", tracing::Level::DEBUG) {
         let failed: Vec<i16> = errors.iter().copied().filter(|c| *c != 0).collect();
@@ -242,7 +237,7 @@ async fn dispatch(
     if matches!(reply, Reply::Nothing) {
         // acks=0: nothing is written back; the request is counted as handled.
         crate::metrics::metrics().request(
-            api_name(decoded.route.api_key),
+            codec::api_name(decoded.route.api_key),
             &[],
             started.elapsed().as_secs_f64(),
         );
