@@ -155,6 +155,17 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let cluster_id = load_cluster_id(&data_dir, &config).map_err(dir_err)?;
     let addrs = config.listen_addrs()?;
     let plan = config.listener_plan()?;
+    // Bound before the logs are loaded, as Kafka binds its acceptors first: a client that
+    // connects during recovery waits in the accept queue (its request answered once this node
+    // serves) instead of being refused and backing off, and a port already in use stops
+    // start-up before any recovery work.
+    let mut listeners = Vec::with_capacity(addrs.len());
+    for (name, addr) in addrs {
+        let bind_error = |source| BrokerError::Bind { addr, source };
+        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        listeners.push((name, local, listener));
+    }
     let config = Arc::new(config);
     let open_files = crate::partition::admission::raise_fd_limit();
     tracing::debug!(?open_files, "open-file limit");
@@ -174,15 +185,6 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         "logs loaded"
     );
     let controller = Arc::new(start_controller(&config).await?);
-    // Bound only now, with the logs loaded and the controller started, so that no client
-    // waits in the accept queue of a broker that cannot answer yet.
-    let mut listeners = Vec::with_capacity(addrs.len());
-    for (name, addr) in addrs {
-        let bind_error = |source| BrokerError::Bind { addr, source };
-        let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
-        let local = listener.local_addr().map_err(bind_error)?;
-        listeners.push((name, local, listener));
-    }
     let local_addr = listeners[0].1;
     let inter_broker_addr = listeners[plan.inter_broker].1;
     let advertised: Vec<Endpoint> = plan
