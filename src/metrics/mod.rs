@@ -168,12 +168,12 @@ impl Metrics {
         );
         r.register(
             "kafka_server_replicamanager_isrshrinks",
-            "ISR shrinks this node made as leader",
+            "ISR shrinks of partitions this node leads, whatever made them",
             m.isr_shrinks.clone(),
         );
         r.register(
             "kafka_server_replicamanager_isrexpands",
-            "ISR expansions this node made as leader",
+            "ISR expansions of partitions this node leads",
             m.isr_expands.clone(),
         );
         r.register(

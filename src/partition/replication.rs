@@ -69,13 +69,25 @@ impl Partition {
             Some(l) => Role::Follower { leader: l },
             None => Role::Leaderless,
         };
-        let (before, partition_epoch) = {
+        let (before, partition_epoch, isr_before) = {
             let set = self.replica_set();
-            (set.role, set.partition_epoch)
+            (set.role, set.partition_epoch, set.isr.clone())
         };
         let epoch_changed = a.leader_epoch != self.leader_epoch();
         if role == before && !epoch_changed && a.partition_epoch == partition_epoch {
             return Ok(Transition::Unchanged);
+        }
+        if role == Role::Leader && before == Role::Leader && !epoch_changed {
+            // The ISR of a leadership this node holds changed in the metadata: counted here,
+            // whoever caused it (this leader's own proposal, or the controller fencing a dead
+            // follower first), as Kafka's leader counts isrShrinks/isrExpands.
+            let m = crate::metrics::metrics();
+            if isr_before.iter().any(|r| !a.isr.contains(r)) {
+                m.isr_shrinks.inc();
+            }
+            if a.isr.iter().any(|r| !isr_before.contains(r)) {
+                m.isr_expands.inc();
+            }
         }
         let now = Instant::now();
         let mut new_leadership = None;

@@ -312,11 +312,6 @@ impl Replication {
 
     fn propose_isr(&self, p: &Arc<Partition>, change: IsrChange) {
         tracing::info!(partition = %p.tp(), isr = ?change.isr, "proposing an ISR change");
-        let before = self
-            .image()
-            .partition(&p.tp().topic, p.tp().partition)
-            .map_or(0, |i| i.isr.len());
-        let after = change.isr.len();
         p.set_pending_isr(Some(change.clone()));
         let command = MetadataCommand::AlterIsr {
             topic: p.tp().topic.to_string(),
@@ -334,14 +329,7 @@ impl Replication {
                 .await
                 .map(MetadataResponse::into_result)
             {
-                Ok(Ok(())) => {
-                    let m = crate::metrics::metrics();
-                    match after.cmp(&before) {
-                        std::cmp::Ordering::Less => m.isr_shrinks.inc(),
-                        std::cmp::Ordering::Greater => m.isr_expands.inc(),
-                        std::cmp::Ordering::Equal => 0,
-                    };
-                }
+                Ok(Ok(())) => {}
                 Ok(Err(r)) => {
                     tracing::info!(partition = %partition.tp(), rejection = %r, "ISR change refused");
                     partition.set_pending_isr(None);
