@@ -64,6 +64,35 @@ fn reopen_after_unclean_shutdown_cuts_torn_tail() {
 }
 
 #[test]
+fn reopen_after_clean_close_scans_no_segment_and_keeps_appending() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let (mut log, report) = Log::open(dir.path(), config(), true).unwrap();
+        assert_eq!(report.recovered_segments, 0, "round {round}: {report:?}");
+        assert_eq!(log.log_end_offset(), round * 50);
+        append_n(&mut log, 10, 1000 + round);
+        log.close_indexes().unwrap();
+    }
+    // The trimmed active index still finds every batch after the reopen.
+    let (log, _) = Log::open(dir.path(), config(), true).unwrap();
+    for offset in [0, 75, 149] {
+        let bytes = log.read(offset, 100, i64::MAX).unwrap().unwrap();
+        let (_, h) = batch::batches(&bytes).next().unwrap();
+        assert!(
+            h.base_offset() <= offset && offset <= h.last_offset(),
+            "{offset}"
+        );
+    }
+    // An index left preallocated (no clean close) is not trusted: that segment is rescanned.
+    drop(log);
+    let (mut log, _) = Log::open(dir.path(), config(), true).unwrap();
+    append_n(&mut log, 1, 1000);
+    drop(log);
+    let (_, report) = Log::open(dir.path(), config(), true).unwrap();
+    assert_eq!(report.recovered_segments, 1, "{report:?}");
+}
+
+#[test]
 fn advancing_log_start_deletes_segments_below_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = Log::open(dir.path(), config(), true).unwrap();

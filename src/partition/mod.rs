@@ -530,12 +530,13 @@ impl Partition {
             .map_err(|source| self.log_err(LogError::Io { path, source }))
     }
 
-    /// At shutdown: sync everything, write index maps, recovery point and producer snapshot.
+    /// At shutdown: sync everything, write and trim the index maps, write the recovery point and
+    /// producer snapshot.
     pub async fn close(&self, producer_expiration_ms: i64) -> Result<(), PartitionError> {
         self.flush().await?;
         self.state()
             .log
-            .flush_indexes()
+            .close_indexes()
             .map_err(|e| self.log_err(e))?;
         self.checkpoint(producer_expiration_ms)
     }
