@@ -7,7 +7,7 @@ mod support;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::*;
 use std::time::Duration;
-use support::cli::spool;
+use support::cli::{spool, spool_env};
 use support::cluster::Cluster;
 use support::kafka::s;
 use support::{wait_for, Raw};
@@ -160,4 +160,21 @@ fn describe_quorum_refuses_other_partitions() {
         "1",
     ])
     .ok();
+    // Without --bootstrap-server it asks the first client listener the environment configures
+    // (as in the container image), on 127.0.0.1 when that listener takes every address.
+    let port = spool_node.addr.rsplit(':').next().unwrap();
+    let listeners = format!("PLAINTEXT://:{port}");
+    let ran = spool_env(
+        &["health"],
+        &[("KAFKA_LISTENERS", &listeners), ("KAFKA_NODE_ID", "1")],
+    )
+    .ok();
+    assert!(ran.stdout.starts_with("ready: 1 live broker(s)"), "{ran:?}");
+    // A listener nothing serves: not ready, and the message names why.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unused = free.local_addr().unwrap().port().to_string();
+    drop(free);
+    let listeners = format!("PLAINTEXT://127.0.0.1:{unused}");
+    let err = spool_env(&["health"], &[("KAFKA_LISTENERS", &listeners)]).failed();
+    assert!(err.contains("not ready"), "{err}");
 }

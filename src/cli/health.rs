@@ -5,8 +5,9 @@
 //! that node among its live brokers: registered with the quorum and not fenced. Exits 0 with
 //! one line when ready, non-zero with the reason otherwise.
 
-use super::client::ClientArgs;
+use super::error_name;
 use super::wire::{Connection, WireError};
+use crate::config::Config;
 use crate::handlers::describe_quorum::METADATA_TOPIC;
 use clap::Args;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
@@ -14,14 +15,15 @@ use kafka_protocol::messages::{
     ApiVersionsRequest, DescribeQuorumRequest, MetadataRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 use std::time::Duration;
 use thiserror::Error;
 
 #[derive(Args, Debug)]
 pub struct HealthArgs {
-    #[command(flatten)]
-    client: ClientArgs,
+    /// The broker to ask, host:port (default: this node's first client listener, from the
+    /// environment `spool serve` reads, on 127.0.0.1 when it listens on every address).
+    #[arg(long, value_name = "HOST:PORT")]
+    bootstrap_server: Option<String>,
     /// The node that must be live (default: `SPOOL_NODE_ID`, else `KAFKA_NODE_ID`, when set).
     #[arg(long, value_name = "ID")]
     node_id: Option<i32>,
@@ -34,12 +36,34 @@ pub struct HealthArgs {
 pub enum HealthError {
     #[error("not ready: {0}")]
     Wire(#[from] WireError),
-    #[error("not ready: ApiVersions answered {0:?}")]
-    ApiVersions(Option<ResponseError>),
-    #[error("not ready: the metadata quorum has no leader ({0:?})")]
-    NoQuorum(Option<ResponseError>),
+    #[error("not ready: ApiVersions answered {}", error_name(*.0))]
+    ApiVersions(i16),
+    #[error("not ready: the metadata quorum has no leader{}", quorum_reason(*.0))]
+    NoQuorum(i16),
     #[error("not ready: node {node} is not a live broker (live: {live:?})")]
     NotLive { node: i32, live: Vec<i32> },
+}
+
+fn quorum_reason(code: i16) -> String {
+    match code {
+        0 => String::new(),
+        code => format!(" (DescribeQuorum answered {})", error_name(code)),
+    }
+}
+
+/// Where this node serves clients, from the configuration `spool serve` would build out of the
+/// environment alone (the container image's case): its first client listener, on 127.0.0.1
+/// when that listener is bound to every address.
+fn own_listener() -> String {
+    let first = Config::load(None, std::env::vars(), &[])
+        .ok()
+        .and_then(|c| c.listen_addrs().ok())
+        .and_then(|addrs| addrs.into_iter().next());
+    match first {
+        Some((_, addr)) if addr.ip().is_unspecified() => format!("127.0.0.1:{}", addr.port()),
+        Some((_, addr)) => addr.to_string(),
+        None => "127.0.0.1:9092".to_string(),
+    }
 }
 
 fn node_from_env() -> Option<i32> {
@@ -55,11 +79,11 @@ pub fn run(args: HealthArgs) -> anyhow::Result<()> {
 /// The one line that says the broker is ready, or why it is not.
 fn check(args: &HealthArgs) -> Result<String, HealthError> {
     let timeout = Duration::from_millis(args.timeout_ms);
-    let mut conn = Connection::open(&args.client.bootstrap_server, timeout)?;
+    let address = args.bootstrap_server.clone().unwrap_or_else(own_listener);
+    let mut conn = Connection::open(&address, timeout)?;
     let versions = conn.call(&ApiVersionsRequest::default(), 0)?;
     if versions.error_code != 0 {
-        let code = ResponseError::try_from_code(versions.error_code);
-        return Err(HealthError::ApiVersions(code));
+        return Err(HealthError::ApiVersions(versions.error_code));
     }
     let metadata = conn.call(&MetadataRequest::default().with_topics(Some(Vec::new())), 1)?;
     let quorum = conn.call(
@@ -72,11 +96,12 @@ fn check(args: &HealthArgs) -> Result<String, HealthError> {
         .topics
         .first()
         .and_then(|t| t.partitions.first())
-        .ok_or(HealthError::NoQuorum(None))?;
+        .ok_or(HealthError::NoQuorum(quorum.error_code))?;
+    if quorum.error_code != 0 {
+        return Err(HealthError::NoQuorum(quorum.error_code));
+    }
     if leader.error_code != 0 || leader.leader_id.0 < 0 {
-        return Err(HealthError::NoQuorum(ResponseError::try_from_code(
-            leader.error_code,
-        )));
+        return Err(HealthError::NoQuorum(leader.error_code));
     }
     let live: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
     if let Some(node) = args.node_id.or_else(node_from_env) {

@@ -29,6 +29,14 @@ mod wire;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// A Kafka error code as the console commands show it: `NotLeaderOrFollower (6): <message>`.
+fn error_name(code: i16) -> String {
+    match kafka_protocol::ResponseError::try_from_code(code) {
+        Some(e) => format!("{e:?} ({code}): {e}"),
+        None => format!("error code {code}"),
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "spool",

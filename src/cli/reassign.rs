@@ -5,6 +5,7 @@
 //! ListPartitionReassignments).
 
 use super::client::{self, AdminArgs, ClientError, Output};
+use super::error_name;
 use super::table;
 use super::wire::{Connection, WireError};
 use clap::{ArgGroup, Args};
@@ -66,13 +67,6 @@ pub enum ReassignError {
         code: i16,
         message: Option<String>,
     },
-}
-
-fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        Some(e) => format!("{e:?} ({code}): {e}"),
-        None => format!("error code {code}"),
-    }
 }
 
 fn check(what: String, code: i16, message: Option<&StrBytes>) -> Result<(), ReassignError> {

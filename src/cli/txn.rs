@@ -4,6 +4,7 @@
 //! (DescribeProducers) and writes an abort marker there (WriteTxnMarkers).
 
 use super::client::{self, AdminArgs, ClientError, Output};
+use super::error_name;
 use super::table;
 use super::wire::{Connection, WireError};
 use clap::{Args, Subcommand};
@@ -109,13 +110,6 @@ pub enum TxnError {
 
 fn str_bytes(s: String) -> StrBytes {
     StrBytes::from_string(s)
-}
-
-fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        Some(e) => format!("{e:?} ({code}): {e}"),
-        None => format!("error code {code}"),
-    }
 }
 
 fn check(what: impl Into<String>, code: i16) -> Result<(), TxnError> {

@@ -46,8 +46,17 @@ impl Ran {
 
 /// Runs `spool ARGS` with `stdin`, killing it (and failing) after `limit`.
 pub fn spool_with(args: &[&str], stdin: &str, limit: Duration) -> Ran {
+    run(args, &[], stdin, limit)
+}
+
+/// Runs `spool ARGS` with these environment variables added, empty stdin and a 60 s limit.
+pub fn spool_env(args: &[&str], env: &[(&str, &str)]) -> Ran {
+    run(args, env, "", Duration::from_secs(60))
+}
+
+fn run(args: &[&str], env: &[(&str, &str)], stdin: &str, limit: Duration) -> Ran {
     let start = Instant::now();
-    let mut child = spawn(args);
+    let mut child = spawn(args, env);
     let mut input = child.stdin.take().unwrap();
     let stdin = stdin.to_string();
     let writer = std::thread::spawn(move || {
@@ -111,9 +120,10 @@ pub fn spawn_quiet(args: &[&str]) -> Background {
     )
 }
 
-fn spawn(args: &[&str]) -> Child {
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_spool"))
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
