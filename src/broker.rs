@@ -27,6 +27,7 @@ use crate::replication::Replication;
 use crate::server::listener;
 use crate::server::quotas::ConnectionQuotas;
 use crate::server::session::SessionLimits;
+use crate::server::tls::Tls;
 use crate::txn::coordinator::{TxnConfig, TxnCoordinator};
 use crate::txn::producer_id::ProducerIdManager;
 use std::fs::File;
@@ -67,6 +68,8 @@ pub enum BrokerError {
     },
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] crate::server::tls::TlsError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
     #[error(transparent)]
@@ -155,6 +158,15 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let cluster_id = load_cluster_id(&data_dir, &config).map_err(dir_err)?;
     let addrs = config.listen_addrs()?;
     let plan = config.listener_plan()?;
+    // Each SSL listener's keystore and truststore, loaded before anything is bound or recovered
+    // so that a bad file stops start-up at once, naming the setting.
+    let mut tls = Vec::with_capacity(plan.clients.len());
+    for c in &plan.clients {
+        tls.push(match c.is_tls() {
+            true => Some(Arc::new(Tls::new(config.tls_settings(&c.bind.name))?)),
+            false => None,
+        });
+    }
     // Bound before the logs are loaded, as Kafka binds its acceptors first: a client that
     // connects during recovery waits in the accept queue (its request answered once this node
     // serves) instead of being refused and backing off, and a port already in use stops
@@ -300,14 +312,16 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         },
         idle: Duration::from_millis(config.connections_max_idle_ms),
     };
-    for (name, local, listener) in listeners {
-        tracing::info!(listener = %name, %local, "listening");
+    for ((name, local, listener), tls) in listeners.into_iter().zip(tls) {
+        let protocol = if tls.is_some() { "SSL" } else { "PLAINTEXT" };
+        tracing::info!(listener = %name, %local, protocol, "listening");
         tracker.spawn(listener::run(
             broker.clone(),
             listener,
             name.into(),
             quotas.clone(),
             limits.clone(),
+            tls,
             tracker.clone(),
         ));
     }

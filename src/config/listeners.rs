@@ -5,7 +5,9 @@
 //!
 //! A node serves every listener `listeners` names that is not a controller listener (each a
 //! client listener with its own advertised address), plus the controller listener when
-//! `controller.listener.names` names one of `listeners`; PLAINTEXT is the only protocol.
+//! `controller.listener.names` names one of `listeners`. Client listeners are PLAINTEXT or SSL;
+//! the listeners nodes use between themselves (the controller's and the inter-broker one) are
+//! PLAINTEXT until node-to-node TLS lands, and SASL is not served yet.
 
 use std::collections::BTreeMap;
 
@@ -51,6 +53,14 @@ pub struct ListenerPlan {
 pub struct ClientListener {
     pub bind: Endpoint,
     pub advertised: Option<Endpoint>,
+    /// Its security protocol: `PLAINTEXT` or `SSL`.
+    pub protocol: String,
+}
+
+impl ClientListener {
+    pub fn is_tls(&self) -> bool {
+        self.protocol == "SSL"
+    }
 }
 
 impl ListenerPlan {
@@ -130,6 +140,7 @@ pub fn plan(
         return Err(("listeners", "no listener is given".into()));
     }
     let map = protocols(protocol_map)?;
+    let mut protocol_of: BTreeMap<String, String> = BTreeMap::new();
     let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
     for e in &all {
         if e.port != 0 {
@@ -142,14 +153,14 @@ pub fn plan(
         }
         let protocol = map.get(&e.name).cloned().unwrap_or_else(|| e.name.clone());
         match protocol.as_str() {
-            "PLAINTEXT" => {}
-            "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => {
+            "PLAINTEXT" | "SSL" => {}
+            "SASL_PLAINTEXT" | "SASL_SSL" => {
                 return Err((
                     "listener_security_protocol_map",
                     format!(
-                    "listener {} is {protocol}, which spool does not serve yet (PLAINTEXT only)",
-                    e.name
-                ),
+                        "listener {} is {protocol}, which spool does not serve yet (PLAINTEXT and SSL only)",
+                        e.name
+                    ),
                 ))
             }
             _ => {
@@ -162,6 +173,7 @@ pub fn plan(
                 ))
             }
         }
+        protocol_of.insert(e.name.clone(), protocol);
     }
     let controller_names: Vec<String> = controller_names
         .split(',')
@@ -199,6 +211,24 @@ pub fn plan(
                 )
             })?
     };
+    let between_nodes = [
+        (controller.as_ref(), "controller_listener_names"),
+        (Some(clients[inter_broker]), "inter_broker_listener_name"),
+    ];
+    for (listener, key) in between_nodes {
+        if let Some(e) = listener {
+            if protocol_of[&e.name] != "PLAINTEXT" {
+                return Err((
+                    key,
+                    format!(
+                        "listener {} is {}: nodes do not speak TLS to each other yet, so the \
+                         listener they use must be a PLAINTEXT one (bind it to a private address)",
+                        e.name, protocol_of[&e.name]
+                    ),
+                ));
+            }
+        }
+    }
     let mut advertised = BTreeMap::new();
     for a in parse_list("advertised_listeners", advertised_raw)? {
         if !all.iter().any(|e| e.name == a.name) {
@@ -223,6 +253,7 @@ pub fn plan(
             .into_iter()
             .map(|bind| ClientListener {
                 advertised: advertised.remove(&bind.name),
+                protocol: protocol_of[&bind.name].clone(),
                 bind: bind.clone(),
             })
             .collect(),
@@ -237,6 +268,28 @@ mod tests {
 
     const MAP: &str = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL";
     const MAP_EXT: &str = "PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT";
+
+    #[test]
+    fn client_listeners_may_be_ssl_and_node_listeners_stay_plaintext() {
+        let p = plan("PLAINTEXT://127.0.0.1:9092,SSL://:9093", "", MAP, "", "").unwrap();
+        assert_eq!(p.inter_broker, 0);
+        assert!(!p.clients[0].is_tls() && p.clients[1].is_tls());
+        let sasl = "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL";
+        let (_, m) = plan("PLAINTEXT://:9092,SECURE://:9093", "", sasl, "", "").unwrap_err();
+        assert!(m.contains("does not serve yet"), "{m}");
+        let tls_controller = "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL";
+        let (key, m) = plan(
+            "PLAINTEXT://:9092,CONTROLLER://:9093",
+            "",
+            tls_controller,
+            "CONTROLLER",
+            "",
+        )
+        .unwrap_err();
+        assert_eq!(key, "controller_listener_names", "{m}");
+        let (key, _) = plan("PLAINTEXT://:9092,SSL://:9093", "", MAP, "", "SSL").unwrap_err();
+        assert_eq!(key, "inter_broker_listener_name");
+    }
 
     #[test]
     fn kafka_listener_forms_are_read() {
@@ -315,7 +368,13 @@ mod tests {
                 "",
                 "INTERNAL has no security protocol",
             ),
-            ("SSL://:9093", "", "", "", "does not serve yet"),
+            (
+                "SSL://:9093",
+                "",
+                "",
+                "",
+                "nodes do not speak TLS to each other yet",
+            ),
             (
                 "PLAINTEXT://:9092",
                 "",

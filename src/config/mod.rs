@@ -63,6 +63,15 @@ pub struct Config {
     pub listener_security_protocol_map: String,
     pub controller_listener_names: String,
     pub inter_broker_listener_name: String,
+    pub ssl_keystore_type: String,
+    pub ssl_truststore_type: String,
+    pub ssl_keystore_location: String,
+    pub ssl_keystore_key: String,
+    pub ssl_keystore_certificate_chain: String,
+    pub ssl_key_password: String,
+    pub ssl_truststore_location: String,
+    pub ssl_truststore_certificates: String,
+    pub ssl_client_auth: String,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: String,
@@ -139,6 +148,10 @@ pub struct Config {
     /// DescribeConfigs reports as STATIC_BROKER_CONFIG.
     #[serde(skip)]
     pub set_keys: BTreeSet<String>,
+    /// Kafka's per-listener settings (`listener.name.<name>.ssl.keystore.location`, the name
+    /// lowercase), by their full name.
+    #[serde(skip)]
+    pub listener_settings: BTreeMap<String, String>,
 }
 
 /// A value as a source gives it: typed (TOML) or a string to read as the key's type.
@@ -161,6 +174,15 @@ fn apply_source(
     let keys: Vec<String> = table.keys().cloned().collect();
     let mut resolved = Vec::new();
     for (name, given) in entries {
+        if per_listener(&name).is_some() {
+            let value = match given {
+                Given::Toml(toml::Value::String(v)) | Given::Raw(v) => v,
+                Given::Toml(other) => other.to_string(),
+            };
+            seen.listener_settings
+                .insert(name.to_ascii_lowercase(), value);
+            continue;
+        }
         match names::resolve(&name, &keys) {
             names::Resolved::Spool { key, scale, rank } => {
                 resolved.push((rank, name, key, scale, given))
@@ -222,6 +244,28 @@ fn apply_source(
 struct Seen {
     ignored_kafka: Vec<String>,
     set_keys: BTreeSet<String>,
+    listener_settings: BTreeMap<String, String>,
+}
+
+/// The settings Kafka lets a listener override as `listener.name.<name>.<setting>` that spool
+/// reads.
+pub const PER_LISTENER: &[&str] = &[
+    "ssl.keystore.type",
+    "ssl.truststore.type",
+    "ssl.keystore.location",
+    "ssl.keystore.key",
+    "ssl.keystore.certificate.chain",
+    "ssl.key.password",
+    "ssl.truststore.location",
+    "ssl.truststore.certificates",
+    "ssl.client.auth",
+];
+
+/// `listener.name.<name>.<setting>` split into the listener's name and a setting spool reads.
+fn per_listener(name: &str) -> Option<(&str, &str)> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (listener, setting) = rest.split_once('.')?;
+    (!listener.is_empty() && PER_LISTENER.contains(&setting)).then_some((listener, setting))
 }
 
 /// A TOML table's settings with nested tables flattened to dotted names (`[log] dirs = ..`
@@ -339,6 +383,7 @@ impl Config {
         config.ignored_env = ignored_env;
         config.ignored_kafka = seen.ignored_kafka;
         config.set_keys = seen.set_keys;
+        config.listener_settings = seen.listener_settings;
         config.validate()?;
         Ok(config)
     }
@@ -644,6 +689,43 @@ impl Config {
             origin: "configuration".into(),
             reason,
         })
+    }
+
+    /// The TLS settings of `listener`: each from `listener.name.<listener>.<setting>` when
+    /// given, else the broker-wide key.
+    pub fn tls_settings(&self, listener: &str) -> crate::server::tls::TlsSettings {
+        let lower = listener.to_ascii_lowercase();
+        let get = |setting: &str, base: &str| {
+            let name = format!("listener.name.{lower}.{setting}");
+            match self.listener_settings.get(&name) {
+                Some(v) => crate::server::tls::Setting {
+                    name,
+                    value: v.clone(),
+                },
+                None => crate::server::tls::Setting {
+                    name: setting.to_string(),
+                    value: base.to_string(),
+                },
+            }
+        };
+        crate::server::tls::TlsSettings {
+            listener: listener.to_string(),
+            keystore_type: get("ssl.keystore.type", &self.ssl_keystore_type),
+            keystore_location: get("ssl.keystore.location", &self.ssl_keystore_location),
+            keystore_certificate_chain: get(
+                "ssl.keystore.certificate.chain",
+                &self.ssl_keystore_certificate_chain,
+            ),
+            keystore_key: get("ssl.keystore.key", &self.ssl_keystore_key),
+            key_password: get("ssl.key.password", &self.ssl_key_password),
+            truststore_type: get("ssl.truststore.type", &self.ssl_truststore_type),
+            truststore_location: get("ssl.truststore.location", &self.ssl_truststore_location),
+            truststore_certificates: get(
+                "ssl.truststore.certificates",
+                &self.ssl_truststore_certificates,
+            ),
+            client_auth: get("ssl.client.auth", &self.ssl_client_auth),
+        }
     }
 
     /// Each client listener's name and socket address, in the order `listeners` gives them.

@@ -1,8 +1,11 @@
 //! Accepts connections until shutdown and admits each within the connection quotas; one that
 //! would pass `max_connections` or `max_connections_per_ip` is closed as soon as it is accepted.
+//! On an SSL listener the TLS handshake comes first, bounded by `request_read_timeout_ms`; a
+//! failed handshake closes the connection with one rate-limited log line.
 
 use super::quotas::ConnectionQuotas;
 use super::session::{self, SessionLimits};
+use super::tls::Tls;
 use crate::broker::Broker;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -14,6 +17,7 @@ pub async fn run(
     name: Arc<str>,
     quotas: Arc<ConnectionQuotas>,
     limits: SessionLimits,
+    tls: Option<Arc<Tls>>,
     tracker: TaskTracker,
 ) {
     loop {
@@ -35,8 +39,29 @@ pub async fn run(
                 let broker = broker.clone();
                 let limits = limits.clone();
                 let name = name.clone();
+                let Some(tls) = &tls else {
+                    tracker.spawn(async move {
+                        let (read, write) = socket.into_split();
+                        session::run(broker, read, write, peer, name, limits).await;
+                        drop(slot);
+                    });
+                    continue;
+                };
+                let acceptor = tls.acceptor();
                 tracker.spawn(async move {
-                    session::run(broker, socket, peer, name, limits).await;
+                    let deadline = limits.frame.read_timeout;
+                    match tokio::time::timeout(deadline, acceptor.accept(socket)).await {
+                        Ok(Ok(stream)) => {
+                            let (read, write) = tokio::io::split(stream);
+                            session::run(broker, read, write, peer, name, limits).await;
+                        }
+                        Ok(Err(e)) => {
+                            crate::warn_limited!(%peer, listener = %name, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            crate::warn_limited!(%peer, listener = %name, "TLS handshake timed out");
+                        }
+                    }
                     drop(slot);
                 });
             }

@@ -6,3 +6,4 @@
 pub mod listener;
 pub mod quotas;
 pub mod session;
+pub mod tls;

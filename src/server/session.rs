@@ -21,9 +21,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::sync::mpsc;
 
 /// What makes a connection busy rather than idle: requests read whose responses are not yet
@@ -66,20 +64,16 @@ impl Activity {
 
 /// A reply on its way to the socket.
 struct Pending {
-    correlation_id: i32,
-    key: ApiKey,
-    version: i16,
+    request: Answered,
     reply: Reply,
-    /// When the request was read: its total time runs to its response being written.
-    started: Instant,
-    client_id: Option<String>,
 }
 
-/// What is known of a request once its reply is taken out of its [`Pending`].
+/// What is known of a request besides its reply: what its response is encoded and counted as.
 struct Answered {
     correlation_id: i32,
     key: ApiKey,
     version: i16,
+    /// When the request was read: its total time runs to its response being written.
     started: Instant,
     client_id: Option<String>,
 }
@@ -114,14 +108,19 @@ pub struct SessionLimits {
     pub idle: Duration,
 }
 
-pub async fn run(
+/// Serves one connection, given as its two halves: a plaintext socket's own split halves, or a
+/// TLS stream's.
+pub async fn run<R, W>(
     broker: Arc<Broker>,
-    socket: TcpStream,
+    read_half: R,
+    write_half: W,
     peer: SocketAddr,
     listener: Arc<str>,
     limits: SessionLimits,
-) {
-    let (read_half, write_half) = socket.into_split();
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut reader = BufReader::with_capacity(64 * 1024, read_half);
     let (tx, rx) = mpsc::channel::<Pending>(broker.config.max_in_flight_requests_per_connection);
     let activity = Arc::new(Activity::default());
@@ -215,12 +214,14 @@ async fn dispatch(
             let body = api_versions::response(ResponseError::UnsupportedVersion.code());
             let reply = Reply::ready(ResponseKind::ApiVersions(body));
             return Ok(Some(Pending {
-                correlation_id: raw.correlation_id,
-                key: ApiKey::ApiVersions,
-                version: 0,
+                request: Answered {
+                    correlation_id: raw.correlation_id,
+                    key: ApiKey::ApiVersions,
+                    version: 0,
+                    started,
+                    client_id: None,
+                },
                 reply,
-                started,
-                client_id: None,
             }));
         }
         Err(e) => return Err(e),
@@ -244,31 +245,26 @@ async fn dispatch(
         return Ok(None);
     }
     Ok(Some(Pending {
-        correlation_id: raw.correlation_id,
-        key: decoded.route.api_key,
-        version: raw.api_version,
+        request: Answered {
+            correlation_id: raw.correlation_id,
+            key: decoded.route.api_key,
+            version: raw.api_version,
+            started,
+            client_id,
+        },
         reply,
-        started,
-        client_id,
     }))
 }
 
-async fn write_loop(
-    socket: OwnedWriteHalf,
+async fn write_loop<W: AsyncWrite + Unpin>(
+    socket: W,
     mut rx: mpsc::Receiver<Pending>,
     peer: SocketAddr,
     activity: Arc<Activity>,
 ) {
     let mut out = BufWriter::with_capacity(64 * 1024, socket);
-    while let Some(pending) = rx.recv().await {
-        let p = Answered {
-            correlation_id: pending.correlation_id,
-            key: pending.key,
-            version: pending.version,
-            started: pending.started,
-            client_id: pending.client_id,
-        };
-        let body = match pending.reply {
+    while let Some(Pending { request: p, reply }) = rx.recv().await {
+        let body = match reply {
             Reply::Ready(body) => *body,
             Reply::Deferred(future) => future.await,
             Reply::Nothing => {

@@ -232,6 +232,7 @@ def pytest_configure(config):
         "markers",
         "spool_settings(*kv): extra `--set key=value` arguments for the spool broker of this test",
     )
+    config.addinivalue_line("markers", "client_auth(mode): ssl.client.auth of test_tls's broker")
 
 
 @pytest.hookimpl(hookwrapper=True)
