@@ -53,14 +53,19 @@ process.on('exit', () => {
  * @param {object} [opts]
  * @param {Record<string,string|number|boolean>} [opts.settings] passed as --set key=value
  * @param {number} [opts.readyTimeoutMs]
+ * @param {string} [opts.listeners] `--listeners` (default 127.0.0.1:0; the ready file names the first)
  * @returns {Promise<Spool>}
  */
-async function startSpool({ settings = {}, readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS } = {}) {
+async function startSpool({
+  settings = {},
+  readyTimeoutMs = DEFAULT_READY_TIMEOUT_MS,
+  listeners = '127.0.0.1:0',
+} = {}) {
   checkBinary()
   const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'spool-compat-node-'))
   const dataDir = path.join(tmpDir, 'data')
   fs.mkdirSync(dataDir)
-  return launch({ tmpDir, dataDir, listeners: '127.0.0.1:0', settings, readyTimeoutMs, generation: 0 })
+  return launch({ tmpDir, dataDir, listeners, settings, readyTimeoutMs, generation: 0 })
 }
 
 function checkBinary() {
