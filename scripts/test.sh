@@ -43,10 +43,12 @@ cargo build --release --bins
 SPOOL_RELEASE_BIN="$target_dir/release/spool" SPOOL_VENV="$venv" bash tests/container/run.sh
 
 step "python client suite: run"
-# The TLS tests make their CA and certificates with the openssl command-line tool.
-if ! command -v openssl >/dev/null 2>&1; then
-    apt-get install -y openssl || { apt-get update && apt-get install -y openssl; }
-fi
+# The TLS tests make their CA and certificates with the openssl command-line tool, and run kcat.
+for tool in openssl kcat; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        apt-get install -y "$tool" || { apt-get update && apt-get install -y "$tool"; }
+    fi
+done
 "$venv/bin/python" -m pytest tests/compat/python -q -p no:cacheprovider --ignore=tests/compat/python/cluster
 
 step "python cluster suite: install iptables"

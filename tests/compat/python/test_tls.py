@@ -1,5 +1,6 @@
-"""spool's SSL listeners with real clients: confluent-kafka (librdkafka's OpenSSL), kafka-python
-and aiokafka (Python's ssl module) produce and consume over TLS, with and without client
+"""spool's SSL listeners with real clients: confluent-kafka (librdkafka's OpenSSL), kcat (Debian's,
+on the system's librdkafka and OpenSSL), kafka-python and aiokafka (Python's ssl module) produce
+and consume over TLS, with and without client
 certificates; clients that cannot authenticate the broker, or that the broker cannot
 authenticate, fail their handshake while the broker goes on serving the others; and a
 certificate replaced on disk is served to new connections without a restart.
@@ -215,6 +216,26 @@ def test_mutual_tls_requested(tls_broker, certs):
     assert api_versions_over_tls(tls_broker.bootstrap, certs, "client")
     assert not api_versions_over_tls(tls_broker.bootstrap, certs, "rogue-client")
     ck_metadata(ck_ssl(tls_broker.bootstrap, certs, client="client"))
+
+
+@pytest.mark.client_auth("required")
+def test_kcat_over_mutual_tls(tls_broker, certs):
+    tls = ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={certs / 'ca.pem'}",
+           "-X", f"ssl.certificate.location={certs / 'client.pem'}",
+           "-X", f"ssl.key.location={certs / 'client.key'}"]
+    kcat = ["kcat", "-b", tls_broker.bootstrap, *tls]
+    topic = unique_topic("kcat", "tls")
+    lines = "".join(f"k{i}:v{i}\n" for i in range(30))
+    subprocess.run([*kcat, "-t", topic, "-p", "0", "-K:", "-P"], input=lines, text=True,
+                   check=True, capture_output=True, timeout=60)
+    out = subprocess.run([*kcat, "-t", topic, "-p", "0", "-C", "-e", "-o", "beginning",
+                          "-f", "%k:%s\n"], text=True, check=True, capture_output=True,
+                         timeout=60).stdout
+    assert out == lines
+    # Without the client certificate: no metadata.
+    ran = subprocess.run(["kcat", "-b", tls_broker.bootstrap, *tls[:4], "-L", "-m", "5"],
+                         text=True, capture_output=True, timeout=60)
+    assert ran.returncode != 0, ran.stdout
 
 
 @pytest.mark.client_auth("required")
