@@ -1,10 +1,11 @@
-"""Produce and consume throughput over an SSL listener beside a PLAINTEXT one of the same
-spool process, through confluent-kafka (librdkafka, with the OpenSSL its wheel bundles).
+"""Produce and consume throughput over SASL_SSL (SCRAM-SHA-512) and SSL listeners beside a
+PLAINTEXT one of the same spool process, through confluent-kafka (librdkafka, with the OpenSSL
+its wheel bundles).
 
-Interleaved rounds (the order alternates): each round produces RECORDS records of 1 KiB,
+Interleaved rounds (the order rotates): each round produces RECORDS records of 1 KiB,
 uncompressed (so TLS carries every byte), at acks=1 to a fresh one-partition topic, then one
-consumer reads them all back from the start. Prints every round, the medians, and SSL's
-throughput as a share of PLAINTEXT's measured in the same run.
+consumer reads them all back from the start. Prints every round, the medians, and each secure
+listener's throughput as a share of PLAINTEXT's measured in the same run.
 
     python benches/tls.py [--spool target/release/spool] [--rounds 5] [--records 200000]
 
@@ -45,11 +46,15 @@ def make_certs(d: Path) -> None:
     (d / "keystore.pem").write_text((d / "broker.key").read_text() + (d / "broker.pem").read_text())
 
 
-def start(spool: str, d: Path) -> tuple[subprocess.Popen, str, str]:
+def start(spool: str, d: Path) -> tuple[subprocess.Popen, str, str, str]:
     ready = d / "ready"
     proc = subprocess.Popen(
-        [spool, "serve", "--listeners", "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+        [spool, "serve", "--listeners",
+         "SASL_SSL://127.0.0.1:0,SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
          "--data-dir", str(d / "data"), "--ready-file", str(ready),
+         "--set", "listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,PLAINTEXT:PLAINTEXT",
+         "--set", "inter.broker.listener.name=PLAINTEXT",
+         "--set", "sasl.enabled.mechanisms=SCRAM-SHA-512",
          "--set", f"ssl.keystore.location={d / 'keystore.pem'}"],
         stdout=open(d / "spool.log", "wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
@@ -57,14 +62,18 @@ def start(spool: str, d: Path) -> tuple[subprocess.Popen, str, str]:
         if proc.poll() is not None or time.monotonic() > deadline:
             sys.exit(f"spool did not start; see {d / 'spool.log'}")
         time.sleep(0.05)
-    ssl_addr = ready.read_text().strip()
-    plain = None
+    sasl_addr = ready.read_text().strip()
+    found = {}
     for line in (d / "spool.log").read_text().splitlines():
-        if "listening listener=PLAINTEXT" in line:
-            plain = line.split("local=")[1].split()[0]
-    if plain is None:
-        sys.exit("the PLAINTEXT listener's address is not in the log")
-    return proc, ssl_addr, plain
+        for name in ("SSL", "PLAINTEXT"):
+            if f"listening listener={name} " in line:
+                found[name] = line.split("local=")[1].split()[0]
+    if len(found) != 2:
+        sys.exit(f"listener addresses missing from the log: {found}")
+    subprocess.run([spool, "user", "add", "bench", "--mechanism", "SCRAM-SHA-512",
+                    "--password", "bench-secret", "--bootstrap-server", found["PLAINTEXT"]],
+                   check=True, capture_output=True, timeout=60)
+    return proc, sasl_addr, found["SSL"], found["PLAINTEXT"]
 
 
 def one_round(conf: dict, topic: str, records: int) -> tuple[float, float]:
@@ -109,16 +118,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         make_certs(d)
-        proc, ssl_addr, plain_addr = start(args.spool, d)
+        proc, sasl_addr, ssl_addr, plain_addr = start(args.spool, d)
         try:
             confs = {
                 "PLAINTEXT": {"bootstrap.servers": plain_addr},
                 "SSL": {"bootstrap.servers": ssl_addr, "security.protocol": "SSL",
                         "ssl.ca.location": str(d / "ca.pem")},
+                "SASL_SSL": {"bootstrap.servers": sasl_addr, "security.protocol": "SASL_SSL",
+                             "ssl.ca.location": str(d / "ca.pem"),
+                             "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "bench",
+                             "sasl.password": "bench-secret"},
             }
             results: dict[str, list[tuple[float, float]]] = {k: [] for k in confs}
             for r in range(args.rounds):
-                order = list(confs) if r % 2 == 0 else list(reversed(confs))
+                names = list(confs)
+                order = names[r % len(names):] + names[:r % len(names)]
                 for name in order:
                     got = one_round(confs[name], f"bench-{name.lower()}-{r}", args.records)
                     results[name].append(got)
@@ -128,8 +142,9 @@ def main() -> None:
                    for k, v in results.items()}
             for k, (p, c) in med.items():
                 print(f"median   {k:9} produce {p:7.1f} MB/s  consume {c:7.1f} MB/s")
-            print(f"SSL / PLAINTEXT: produce {med['SSL'][0] / med['PLAINTEXT'][0]:.2f}, "
-                  f"consume {med['SSL'][1] / med['PLAINTEXT'][1]:.2f}")
+            for k in ("SSL", "SASL_SSL"):
+                print(f"{k} / PLAINTEXT: produce {med[k][0] / med['PLAINTEXT'][0]:.2f}, "
+                      f"consume {med[k][1] / med['PLAINTEXT'][1]:.2f}")
         finally:
             proc.terminate()
             proc.wait(timeout=30)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes spool's parsers with libFuzzer (cargo fuzz, on the nightly toolchain): the request
-# decoder (every served API and version), the produced-batch validator (every codec) and the
-# controller RPC decoder. Each target starts from its committed seeds in fuzz/seeds/<target>
-# (new inputs go to target/fuzz-corpus/<target>, never into the seeds) and runs for SECONDS
+# decoder (every served API and version), the produced-batch validator (every codec), the
+# controller RPC decoder, and what reaches a SASL listener before authentication (with the
+# JAAS, principal-rule and certificate-subject parsers). Each target starts from its committed
+# seeds in fuzz/seeds/<target> (new inputs go to target/fuzz-corpus/<target>, never into the seeds) and runs for SECONDS
 # (default 60) under an allocator that aborts on any allocation larger than 64 x the input
 # + 16 MiB. A crash, a panic or such an allocation fails the run and leaves the input in
 # fuzz/artifacts/<target>/.
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
-targets=${FUZZ_TARGETS:-"request records controller_rpc"}
+targets=${FUZZ_TARGETS:-"request records controller_rpc sasl"}
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

@@ -161,12 +161,21 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     // Each SSL listener's keystore and truststore, loaded before anything is bound or recovered
     // so that a bad file stops start-up at once, naming the setting.
     let mut tls = Vec::with_capacity(plan.clients.len());
+    let mut sasl = Vec::with_capacity(plan.clients.len());
     for c in &plan.clients {
         tls.push(match c.is_tls() {
-            true => Some(Arc::new(Tls::new(config.tls_settings(&c.bind.name))?)),
+            true => Some((
+                Arc::new(Tls::new(config.tls_settings(&c.bind.name))?),
+                Arc::new(config.principal_rules(&c.bind.name)?),
+            )),
+            false => None,
+        });
+        sasl.push(match c.is_sasl() {
+            true => Some(Arc::new(config.sasl_settings(&c.bind.name)?)),
             false => None,
         });
     }
+    let protocols: Vec<String> = plan.clients.iter().map(|c| c.protocol.clone()).collect();
     // Bound before the logs are loaded, as Kafka binds its acceptors first: a client that
     // connects during recovery waits in the accept queue (its request answered once this node
     // serves) instead of being refused and backing off, and a port already in use stops
@@ -306,22 +315,34 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let limits = SessionLimits {
         frame: FrameLimits {
             max_bytes: config.socket_request_max_bytes,
+            min_bytes: crate::protocol::frame::MIN_REQUEST,
             read_timeout: Duration::from_millis(config.request_read_timeout_ms),
             memory: (config.queued_max_request_bytes >= 0)
                 .then(|| Arc::new(Semaphore::new(config.queued_max_request_bytes as usize))),
         },
         idle: Duration::from_millis(config.connections_max_idle_ms),
     };
-    for ((name, local, listener), tls) in listeners.into_iter().zip(tls) {
-        let protocol = if tls.is_some() { "SSL" } else { "PLAINTEXT" };
-        tracing::info!(listener = %name, %local, protocol, "listening");
+    for (((name, local, listener), (tls, sasl)), protocol) in listeners
+        .into_iter()
+        .zip(tls.into_iter().zip(sasl))
+        .zip(protocols)
+    {
+        let mechanisms: Vec<&str> = sasl
+            .iter()
+            .flat_map(|s| s.mechanisms.iter().map(|m| m.name()))
+            .collect();
+        tracing::info!(listener = %name, %local, %protocol, ?mechanisms, "listening");
         tracker.spawn(listener::run(
             broker.clone(),
             listener,
             name.into(),
             quotas.clone(),
             limits.clone(),
-            tls,
+            listener::Security {
+                principal_rules: tls.as_ref().map(|(_, rules)| rules.clone()),
+                tls: tls.map(|(tls, _)| tls),
+                sasl,
+            },
             tracker.clone(),
         ));
     }

@@ -105,6 +105,63 @@ fn seeds() -> BTreeMap<String, Vec<u8>> {
             serde_json::to_vec(&rpc).unwrap(),
         );
     }
+    // SASL: mode byte, then for the authenticator one-byte-length frames.
+    let frames = |frames: &[Vec<u8>]| {
+        let mut seed = vec![0u8];
+        for f in frames {
+            seed.push(f.len() as u8);
+            seed.extend_from_slice(f);
+        }
+        seed
+    };
+    let handshake = |version: i16, mechanism: &str| {
+        let mut body = (mechanism.len() as i16).to_be_bytes().to_vec();
+        body.extend_from_slice(mechanism.as_bytes());
+        request(17, version, false, &body)
+    };
+    let authenticate = |token: &[u8]| {
+        let mut body = (token.len() as i32).to_be_bytes().to_vec();
+        body.extend_from_slice(token);
+        request(36, 1, false, &body)
+    };
+    out.insert(
+        "sasl/plain".into(),
+        frames(&[
+            request(18, 0, false, &[]),
+            handshake(1, "PLAIN"),
+            authenticate(b"\0bob\0pw"),
+        ]),
+    );
+    out.insert(
+        "sasl/plain-v0".into(),
+        frames(&[handshake(0, "PLAIN"), b"\0bob\0pw".to_vec()]),
+    );
+    out.insert(
+        "sasl/scram".into(),
+        frames(&[
+            handshake(1, "SCRAM-SHA-256"),
+            authenticate(b"n,,n=alice,r=abcdef"),
+            authenticate(b"c=biws,r=abcdef,p=AAAA"),
+        ]),
+    );
+    let mut jaas = vec![1u8];
+    jaas.extend_from_slice(
+        b"org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\";",
+    );
+    out.insert("sasl/jaas".into(), jaas);
+    let mut rules = vec![2u8];
+    rules.extend_from_slice(b"RULE:^CN=(.*?),O=(.*)$/$1@$2/L,DEFAULT\nCN=a,O=b");
+    out.insert("sasl/rules".into(), rules);
+    // A minimal certificate: SEQUENCE { SEQUENCE { [0] v3, serial, alg, issuer, validity,
+    // subject CN=a } }.
+    out.insert(
+        "sasl/subject".into(),
+        vec![
+            3, 0x30, 0x20, 0x30, 0x1c, 0xa0, 0x03, 0x02, 0x01, 0x02, 0x02, 0x01, 0x01, 0x30, 0x00,
+            0x30, 0x00, 0x30, 0x00, 0x30, 0x0c, 0x31, 0x0a, 0x30, 0x08, 0x06, 0x03, 0x55, 0x04,
+            0x03, 0x0c, 0x01, b'a', 0x30, 0x00,
+        ],
+    );
     out
 }
 
@@ -121,7 +178,7 @@ fn the_committed_seed_corpus_is_current() {
         }
     }
     let mut found = BTreeMap::new();
-    for target in ["request", "records", "controller_rpc"] {
+    for target in ["request", "records", "controller_rpc", "sasl"] {
         for entry in std::fs::read_dir(root.join(target)).unwrap() {
             let path = entry.unwrap().path();
             let name = format!("{target}/{}", path.file_name().unwrap().to_string_lossy());
@@ -139,6 +196,10 @@ fn the_committed_seed_corpus_is_current() {
             "{name} is stale (run with SPOOL_WRITE_FUZZ_SEEDS=1)"
         );
     }
+    assert_eq!(
+        spool::server::principal::subject_dn(&found["sasl/subject"][1..]).as_deref(),
+        Some("CN=a")
+    );
     // The seeds reach past the header: the produce frame decodes whole, every batch validates.
     let produce = spool::protocol::codec::decode(found["request/00-09-batch"].clone().into());
     assert!(produce.is_ok(), "{:?}", produce.err());

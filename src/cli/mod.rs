@@ -24,6 +24,7 @@ pub mod serve;
 mod table;
 mod topic;
 mod txn;
+mod user;
 mod wire;
 
 use clap::{Parser, Subcommand};
@@ -66,6 +67,9 @@ enum Command {
     /// transaction.
     #[command(subcommand)]
     Txn(txn::TxnCommand),
+    /// Add, list and delete the SCRAM users kept in the metadata quorum.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Exit 0 when a broker is ready for clients (answers, knows its controller, and the node
     /// given or in the environment is live); for health checks.
     Health(health::HealthArgs),
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Topic(command) => topic::run(command),
         Command::Group(command) => group::run(command),
         Command::Txn(command) => txn::run(command),
+        Command::User(command) => user::run(command),
         Command::Health(args) => health::run(args),
     };
     match result {

@@ -119,6 +119,14 @@ pub enum MetadataCommand {
         count: i64,
         at_least: i64,
     },
+    /// One user's SCRAM credentials (Kafka's AlterUserScramCredentials): the `deletions`
+    /// (mechanism names) are removed, then the `upsertions` set. Rejected as a whole when a
+    /// deletion names a credential that does not exist.
+    AlterScramCredentials {
+        user: String,
+        deletions: Vec<String>,
+        upsertions: BTreeMap<String, super::image::ScramCredential>,
+    },
 }
 
 /// The state machine's answer to one applied log entry. A rejected command changed nothing;
@@ -151,6 +159,8 @@ impl MetadataResponse {
 pub enum Rejection {
     #[error("node {node_id} heartbeated since the fence was decided")]
     StaleFence { node_id: u64 },
+    #[error("user {user} has no {mechanism} credential")]
+    UnknownScramCredential { user: String, mechanism: String },
     #[error("a block of {count} producer ids cannot be allocated")]
     InvalidProducerIdBlock { count: i64 },
     #[error("topic {name} already exists")]

@@ -21,6 +21,19 @@ pub struct MetadataImage {
     /// The first producer id no node has been given yet.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// SCRAM credentials by user, then by mechanism name (`SCRAM-SHA-256`): Kafka's
+    /// UserScramCredentialRecords.
+    #[serde(default)]
+    pub scram_credentials: BTreeMap<String, BTreeMap<String, ScramCredential>>,
+}
+
+/// A user's salted SCRAM credential for one mechanism: never the password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScramCredential {
+    pub salt: Vec<u8>,
+    pub stored_key: Vec<u8>,
+    pub server_key: Vec<u8>,
+    pub iterations: i32,
 }
 
 /// A registered broker.
@@ -226,7 +239,43 @@ impl MetadataImage {
             ),
             // Answered with the block in `apply`.
             MetadataCommand::AllocateProducerIds { .. } => Ok(()),
+            MetadataCommand::AlterScramCredentials {
+                user,
+                deletions,
+                upsertions,
+            } => self.alter_scram_credentials(user, deletions, upsertions),
         }
+    }
+
+    /// Removes, then sets, one user's SCRAM credentials; a deletion of a credential that does
+    /// not exist rejects the whole command.
+    fn alter_scram_credentials(
+        &mut self,
+        user: &str,
+        deletions: &[String],
+        upsertions: &BTreeMap<String, ScramCredential>,
+    ) -> Result<(), Rejection> {
+        let current = self.scram_credentials.get(user);
+        if let Some(missing) = deletions
+            .iter()
+            .find(|m| !current.is_some_and(|c| c.contains_key(*m)))
+        {
+            return Err(Rejection::UnknownScramCredential {
+                user: user.to_string(),
+                mechanism: missing.clone(),
+            });
+        }
+        let entry = self.scram_credentials.entry(user.to_string()).or_default();
+        for m in deletions {
+            entry.remove(m);
+        }
+        for (m, credential) in upsertions {
+            entry.insert(m.clone(), credential.clone());
+        }
+        if entry.is_empty() {
+            self.scram_credentials.remove(user);
+        }
+        Ok(())
     }
 
     /// A first registration, or a restart: then the new incarnation may have lost unsynced

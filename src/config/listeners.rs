@@ -5,9 +5,9 @@
 //!
 //! A node serves every listener `listeners` names that is not a controller listener (each a
 //! client listener with its own advertised address), plus the controller listener when
-//! `controller.listener.names` names one of `listeners`. Client listeners are PLAINTEXT or SSL;
-//! the listeners nodes use between themselves (the controller's and the inter-broker one) are
-//! PLAINTEXT until node-to-node TLS lands, and SASL is not served yet.
+//! `controller.listener.names` names one of `listeners`. Client listeners are PLAINTEXT, SSL,
+//! SASL_PLAINTEXT or SASL_SSL; the listeners nodes use between themselves (the controller's and
+//! the inter-broker one) are PLAINTEXT until node-to-node TLS lands.
 
 use std::collections::BTreeMap;
 
@@ -53,13 +53,19 @@ pub struct ListenerPlan {
 pub struct ClientListener {
     pub bind: Endpoint,
     pub advertised: Option<Endpoint>,
-    /// Its security protocol: `PLAINTEXT` or `SSL`.
+    /// Its security protocol: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
     pub protocol: String,
 }
 
 impl ClientListener {
+    /// Whether connections begin with a TLS handshake (SSL, SASL_SSL).
     pub fn is_tls(&self) -> bool {
-        self.protocol == "SSL"
+        matches!(self.protocol.as_str(), "SSL" | "SASL_SSL")
+    }
+
+    /// Whether clients must authenticate with SASL before anything else (SASL_*).
+    pub fn is_sasl(&self) -> bool {
+        self.protocol.starts_with("SASL_")
     }
 }
 
@@ -153,16 +159,7 @@ pub fn plan(
         }
         let protocol = map.get(&e.name).cloned().unwrap_or_else(|| e.name.clone());
         match protocol.as_str() {
-            "PLAINTEXT" | "SSL" => {}
-            "SASL_PLAINTEXT" | "SASL_SSL" => {
-                return Err((
-                    "listener_security_protocol_map",
-                    format!(
-                        "listener {} is {protocol}, which spool does not serve yet (PLAINTEXT and SSL only)",
-                        e.name
-                    ),
-                ))
-            }
+            "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => {}
             _ => {
                 return Err((
                     "listener_security_protocol_map",
@@ -274,9 +271,19 @@ mod tests {
         let p = plan("PLAINTEXT://127.0.0.1:9092,SSL://:9093", "", MAP, "", "").unwrap();
         assert_eq!(p.inter_broker, 0);
         assert!(!p.clients[0].is_tls() && p.clients[1].is_tls());
-        let sasl = "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL";
-        let (_, m) = plan("PLAINTEXT://:9092,SECURE://:9093", "", sasl, "", "").unwrap_err();
-        assert!(m.contains("does not serve yet"), "{m}");
+        let sasl = "PLAINTEXT:PLAINTEXT,SECURE:SASL_SSL,INSIDE:SASL_PLAINTEXT";
+        let p = plan(
+            "PLAINTEXT://:9092,SECURE://:9093,INSIDE://:9094",
+            "",
+            sasl,
+            "",
+            "",
+        )
+        .unwrap();
+        assert!(p.clients[1].is_tls() && p.clients[1].is_sasl());
+        assert!(!p.clients[2].is_tls() && p.clients[2].is_sasl());
+        let (key, _) = plan("INSIDE://:9094", "", sasl, "", "").unwrap_err();
+        assert_eq!(key, "inter_broker_listener_name");
         let tls_controller = "PLAINTEXT:PLAINTEXT,CONTROLLER:SSL";
         let (key, m) = plan(
             "PLAINTEXT://:9092,CONTROLLER://:9093",

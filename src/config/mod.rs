@@ -72,6 +72,11 @@ pub struct Config {
     pub ssl_truststore_location: String,
     pub ssl_truststore_certificates: String,
     pub ssl_client_auth: String,
+    pub ssl_principal_mapping_rules: String,
+    pub sasl_enabled_mechanisms: String,
+    pub connections_max_reauth_ms: i64,
+    pub sasl_server_max_receive_size: usize,
+    pub connection_failed_authentication_delay_ms: u64,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_connections_per_ip_overrides: String,
@@ -259,13 +264,21 @@ pub const PER_LISTENER: &[&str] = &[
     "ssl.truststore.location",
     "ssl.truststore.certificates",
     "ssl.client.auth",
+    "ssl.principal.mapping.rules",
+    "sasl.enabled.mechanisms",
+    "connections.max.reauth.ms",
+    "plain.sasl.jaas.config",
+    "scram-sha-256.sasl.jaas.config",
+    "scram-sha-512.sasl.jaas.config",
 ];
 
 /// `listener.name.<name>.<setting>` split into the listener's name and a setting spool reads.
 fn per_listener(name: &str) -> Option<(&str, &str)> {
     let rest = name.strip_prefix("listener.name.")?;
     let (listener, setting) = rest.split_once('.')?;
-    (!listener.is_empty() && PER_LISTENER.contains(&setting)).then_some((listener, setting))
+    let setting_lower = setting.to_ascii_lowercase();
+    (!listener.is_empty() && PER_LISTENER.contains(&setting_lower.as_str()))
+        .then_some((listener, setting))
 }
 
 /// A TOML table's settings with nested tables flattened to dotted names (`[log] dirs = ..`
@@ -728,6 +741,121 @@ impl Config {
         }
     }
 
+    /// The `ssl.principal.mapping.rules` of `listener`, parsed.
+    pub fn principal_rules(
+        &self,
+        listener: &str,
+    ) -> Result<crate::server::principal::PrincipalRules, ConfigError> {
+        let name = format!(
+            "listener.name.{}.ssl.principal.mapping.rules",
+            listener.to_ascii_lowercase()
+        );
+        let (key, text) = match self.listener_settings.get(&name) {
+            Some(v) => (name, v.clone()),
+            None => (
+                "ssl_principal_mapping_rules".to_string(),
+                self.ssl_principal_mapping_rules.clone(),
+            ),
+        };
+        crate::server::principal::PrincipalRules::parse(&text).map_err(|reason| {
+            ConfigError::BadValue {
+                key,
+                origin: "configuration".into(),
+                reason,
+            }
+        })
+    }
+
+    /// The SASL settings of `listener`, from `listener.name.<listener>.*` when given, else the
+    /// broker-wide keys; an unserved mechanism or a bad JAAS text is an error naming the key.
+    pub fn sasl_settings(
+        &self,
+        listener: &str,
+    ) -> Result<crate::server::sasl::SaslSettings, ConfigError> {
+        use crate::server::sasl::{jaas, Mechanism, SaslSettings};
+        let lower = listener.to_ascii_lowercase();
+        let own = |setting: &str| {
+            let name = format!("listener.name.{lower}.{setting}");
+            self.listener_settings.get(&name).map(|v| (name, v.clone()))
+        };
+        let bad = |key: &str, reason: String| ConfigError::BadValue {
+            key: key.to_string(),
+            origin: "configuration".into(),
+            reason,
+        };
+        let (key, raw) = own("sasl.enabled.mechanisms").unwrap_or_else(|| {
+            (
+                "sasl_enabled_mechanisms".into(),
+                self.sasl_enabled_mechanisms.clone(),
+            )
+        });
+        let mut mechanisms = Vec::new();
+        for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let m = Mechanism::from_name(&name.to_ascii_uppercase()).ok_or_else(|| {
+                bad(
+                    &key,
+                    format!(
+                        "listener {listener}: mechanism {name} is not served (PLAIN, \
+                         SCRAM-SHA-256 and SCRAM-SHA-512 are)"
+                    ),
+                )
+            })?;
+            if !mechanisms.contains(&m) {
+                mechanisms.push(m);
+            }
+        }
+        if mechanisms.is_empty() {
+            return Err(bad(
+                &key,
+                format!("listener {listener} is a SASL listener and offers no mechanism"),
+            ));
+        }
+        let reauth = match own("connections.max.reauth.ms") {
+            Some((name, v)) => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| bad(&name, format!("`{v}` is not an integer: {e}")))?,
+            None => self.connections_max_reauth_ms,
+        };
+        let mut plain_users = std::collections::BTreeMap::new();
+        for m in &mechanisms {
+            let setting = format!("{}.sasl.jaas.config", m.name().to_ascii_lowercase());
+            let Some((name, text)) = own(&setting) else {
+                continue;
+            };
+            let modules = jaas::parse(&text).map_err(|e| bad(&name, e))?;
+            let expected = match m {
+                Mechanism::Plain => "org.apache.kafka.common.security.plain.PlainLoginModule",
+                Mechanism::Scram(_) => "org.apache.kafka.common.security.scram.ScramLoginModule",
+            };
+            for module in modules {
+                if module.class != expected {
+                    return Err(bad(
+                        &name,
+                        format!("login module {} is not {expected}", module.class),
+                    ));
+                }
+                if *m == Mechanism::Plain {
+                    for (option, value) in module.options {
+                        if let Some(user) = option.strip_prefix("user_") {
+                            plain_users.insert(user.to_string(), value);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(SaslSettings {
+            listener: listener.to_string(),
+            mechanisms,
+            plain_users,
+            max_reauth: std::time::Duration::from_millis(reauth.max(0) as u64),
+            max_receive: self.sasl_server_max_receive_size,
+            failure_delay: std::time::Duration::from_millis(
+                self.connection_failed_authentication_delay_ms,
+            ),
+        })
+    }
+
     /// Each client listener's name and socket address, in the order `listeners` gives them.
     pub fn listen_addrs(&self) -> Result<Vec<(String, SocketAddr)>, ConfigError> {
         use std::net::ToSocketAddrs;
@@ -878,6 +1006,43 @@ mod tests {
         ];
         let c = Config::load(Some(&file), env, &["retention_ms=7".into()]).unwrap();
         assert_eq!((c.num_partitions, c.retention_ms), (4, 7));
+    }
+
+    #[test]
+    fn the_secure_config_and_sasl_settings_load() {
+        use crate::server::sasl::Mechanism;
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/secure/single-node.properties");
+        let c = Config::load(Some(&path), Vec::new(), &[]).unwrap();
+        assert!(c.ignored_kafka.is_empty(), "{:?}", c.ignored_kafka);
+        let plan = c.listener_plan().unwrap();
+        assert!(plan.clients[0].is_tls() && plan.clients[0].is_sasl());
+        let s = c.sasl_settings("SASL_SSL").unwrap();
+        assert_eq!(s.mechanisms.len(), 3);
+        assert_eq!(s.mechanisms[2], Mechanism::Plain);
+        assert_eq!(s.plain_users["admin"], "change-me");
+        assert_eq!(s.max_reauth.as_millis(), 3_600_000);
+        assert_eq!(
+            c.tls_settings("SASL_SSL").keystore_location.value,
+            "certs/broker.keystore.pem"
+        );
+
+        for (bad, needle) in [
+            ("sasl.enabled.mechanisms=GSSAPI", "GSSAPI is not served"),
+            ("sasl.enabled.mechanisms=", "offers no mechanism"),
+            (
+                "listener.name.sasl_ssl.plain.sasl.jaas.config=Other required;",
+                "is not org.apache.kafka.common.security.plain.PlainLoginModule",
+            ),
+            (
+                "listener.name.sasl_ssl.plain.sasl.jaas.config=x required user_a=",
+                "sasl.jaas.config",
+            ),
+        ] {
+            let c = Config::load(Some(&path), Vec::new(), &[bad.into()]).unwrap();
+            let err = c.sasl_settings("SASL_SSL").unwrap_err().to_string();
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

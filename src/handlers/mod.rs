@@ -24,6 +24,8 @@ pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl;
+pub mod scram_credentials;
 pub mod txn;
 
 use kafka_protocol::protocol::StrBytes;

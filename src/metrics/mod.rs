@@ -78,6 +78,8 @@ pub struct Metrics {
     pub purgatory: Family<PurgatoryLabels, Gauge>,
     pub isr_shrinks: Counter,
     pub isr_expands: Counter,
+    authentication_failures: Counter,
+    authentication_successes: Counter,
     under_replicated: Gauge,
     under_min_isr: Gauge,
     offline: Gauge,
@@ -112,6 +114,8 @@ impl Metrics {
             purgatory: Family::default(),
             isr_shrinks: Counter::default(),
             isr_expands: Counter::default(),
+            authentication_failures: Counter::default(),
+            authentication_successes: Counter::default(),
             under_replicated: Gauge::default(),
             under_min_isr: Gauge::default(),
             offline: Gauge::default(),
@@ -126,6 +130,16 @@ impl Metrics {
         };
         let r = &mut m.registry;
         // Counters: the registry adds `_total`.
+        r.register(
+            "kafka_server_socket_server_metrics_failed_authentication",
+            "SASL authentications that failed (connections closed for it)",
+            m.authentication_failures.clone(),
+        );
+        r.register(
+            "kafka_server_socket_server_metrics_successful_authentication",
+            "SASL authentications and re-authentications that succeeded",
+            m.authentication_successes.clone(),
+        );
         r.register(
             "kafka_server_brokertopicmetrics_messagesin",
             "Records appended by producers, per topic",
@@ -222,6 +236,16 @@ impl Metrics {
             m.lag.clone(),
         );
         m
+    }
+
+    /// Counts a failed SASL authentication.
+    pub fn failed_authentication(&self) {
+        self.authentication_failures.inc();
+    }
+
+    /// Counts a successful SASL authentication or re-authentication.
+    pub fn successful_authentication(&self) {
+        self.authentication_successes.inc();
     }
 
     /// Counts one answered request of `api`, with the error codes its response carries.

@@ -105,6 +105,7 @@ pub fn rejection(r: &Rejection) -> ResponseError {
         Rejection::PreferredLeaderNotAvailable { .. } => ResponseError::PreferredLeaderNotAvailable,
         Rejection::NoReassignmentInProgress { .. } => ResponseError::NoReassignmentInProgress,
         Rejection::ReplicationFactorChange { .. } => ResponseError::InvalidReplicationFactor,
+        Rejection::UnknownScramCredential { .. } => ResponseError::ResourceNotFound,
         Rejection::InvalidProducerIdBlock { .. } | Rejection::StaleFence { .. } => {
             ResponseError::InvalidRequest
         }

@@ -33,13 +33,15 @@ pub enum FrameError {
 }
 
 /// Smallest request: api key, api version, correlation id, client id length.
-const MIN_REQUEST: i32 = 10;
+pub const MIN_REQUEST: usize = 10;
 
 /// What bounds the reading of one frame.
 #[derive(Clone)]
 pub struct FrameLimits {
     /// Largest frame (`socket_request_max_bytes`).
     pub max_bytes: usize,
+    /// Smallest frame: a request header ([`MIN_REQUEST`]), or 0 for bare SASL tokens.
+    pub min_bytes: usize,
     /// Time for the size prefix to arrive once reading starts, and again for the body once its
     /// memory is granted (`request_read_timeout_ms`).
     pub read_timeout: Duration,
@@ -81,7 +83,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max: limits.max_bytes,
         });
     }
-    if size < MIN_REQUEST {
+    if (size as usize) < limits.min_bytes {
         return Err(FrameError::TooSmall { size });
     }
     let size = size as usize;
@@ -141,6 +143,7 @@ mod tests {
     fn limits() -> FrameLimits {
         FrameLimits {
             max_bytes: 1024,
+            min_bytes: MIN_REQUEST,
             read_timeout: Duration::from_secs(5),
             memory: None,
         }

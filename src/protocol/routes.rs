@@ -37,6 +37,8 @@ pub struct RequestContext {
     /// The name of the listener the request came in on: clients are told that listener's
     /// addresses.
     pub listener: Arc<str>,
+    /// Who sent it: `User:<name>` once authenticated with SASL, else `User:ANONYMOUS`.
+    pub principal: Arc<str>,
 }
 
 pub type Handler = fn(Arc<Broker>, RequestKind, RequestContext) -> BoxFuture<Reply>;
@@ -91,6 +93,7 @@ routes! {
     SyncGroup 0..=5 => group::sync_group,
     DescribeGroups 0..=6 => group::describe_groups,
     ListGroups 0..=5 => group::list_groups,
+    SaslHandshake 0..=1 => sasl::handshake,
     ApiVersions 0..=4 => api_versions,
     CreateTopics 2..=7 => create_topics,
     DeleteTopics 1..=6 => delete_topics,
@@ -105,6 +108,7 @@ routes! {
     DescribeConfigs 1..=4 => describe_configs,
     AlterConfigs 0..=2 => alter_configs,
     DescribeLogDirs 1..=4 => describe_log_dirs,
+    SaslAuthenticate 0..=2 => sasl::authenticate,
     CreatePartitions 0..=3 => create_partitions,
     DeleteGroups 0..=2 => group::delete_groups,
     ElectLeaders 0..=2 => elect_leaders,
@@ -112,6 +116,8 @@ routes! {
     AlterPartitionReassignments 0..=1 => alter_partition_reassignments,
     ListPartitionReassignments 0..=0 => list_partition_reassignments,
     OffsetDelete 0..=0 => group::offset_delete,
+    DescribeUserScramCredentials 0..=0 => scram_credentials::describe,
+    AlterUserScramCredentials 0..=0 => scram_credentials::alter,
     DescribeQuorum 0..=2 => describe_quorum,
     DescribeCluster 0..=2 => describe_cluster,
     DescribeProducers 0..=0 => txn::describe_producers,

@@ -4,6 +4,8 @@
 //! order. Nothing here knows about topics.
 
 pub mod listener;
+pub mod principal;
 pub mod quotas;
+pub mod sasl;
 pub mod session;
 pub mod tls;

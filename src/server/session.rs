@@ -4,11 +4,15 @@
 //! `max_in_flight_requests_per_connection`; pipelined requests therefore overlap their waits
 //! (fsync, long polls) but are handled, and answered, in order.
 //!
+//! On a SASL listener the connection's [`Authenticator`] sees every frame first: until the
+//! client has authenticated it answers the SASL steps itself and lets only ApiVersions through.
+//!
 //! Only a malformed frame, a socket error, a request that does not arrive within
 //! `request_read_timeout_ms` once begun, or `connections_max_idle_ms` with no request arriving
 //! and no response pending ends a connection; it is logged (rate-limited), and responses already
 //! due are written first.
 
+use super::sasl::{self, Admission, Answer, Authenticator};
 use crate::broker::Broker;
 use crate::handlers::api_versions;
 use crate::protocol::codec::{self, DecodeError, RawHeader};
@@ -76,6 +80,9 @@ struct Answered {
     /// When the request was read: its total time runs to its response being written.
     started: Instant,
     client_id: Option<String>,
+    principal: Arc<str>,
+    /// A bare SASL token (after SaslHandshake v0): written with its size prefix and nothing else.
+    raw: bool,
 }
 
 /// Counts an answered request and logs it at debug: API, version, client, errors, time.
@@ -92,6 +99,7 @@ fn answered(p: &Answered, body: &ResponseKind, peer: SocketAddr) {
             api,
             version = p.version,
             client_id = p.client_id.as_deref().unwrap_or(""),
+            principal = &*p.principal,
             correlation_id = p.correlation_id,
             errors = ?failed,
             elapsed_us = elapsed.as_micros() as u64,
@@ -108,6 +116,22 @@ pub struct SessionLimits {
     pub idle: Duration,
 }
 
+/// Who the connection is before any request: the TLS client certificate's principal (or
+/// `User:ANONYMOUS`), and on a SASL listener the authenticator that will say who it is.
+pub struct Identity {
+    pub principal: Arc<str>,
+    pub auth: Option<Authenticator>,
+}
+
+impl Identity {
+    pub fn anonymous(auth: Option<Authenticator>) -> Self {
+        Identity {
+            principal: Arc::from(sasl::ANONYMOUS),
+            auth,
+        }
+    }
+}
+
 /// Serves one connection, given as its two halves: a plaintext socket's own split halves, or a
 /// TLS stream's.
 pub async fn run<R, W>(
@@ -117,6 +141,7 @@ pub async fn run<R, W>(
     peer: SocketAddr,
     listener: Arc<str>,
     limits: SessionLimits,
+    identity: Identity,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -127,7 +152,20 @@ pub async fn run<R, W>(
     let writer = tokio::spawn(write_loop(write_half, rx, peer, activity.clone()));
     let mut read_buf = BytesMut::new();
     let mut wait = limits.idle;
+    let Identity {
+        mut principal,
+        mut auth,
+    } = identity;
+    let mut frame_limits = limits.frame.clone();
     loop {
+        if let Some(auth) = &auth {
+            frame_limits.max_bytes = auth.max_frame(limits.frame.max_bytes);
+            frame_limits.min_bytes = if auth.expects_raw_token() {
+                0
+            } else {
+                limits.frame.min_bytes
+            };
+        }
         let arrived = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
             r = tokio::time::timeout(wait, reader.fill_buf()) => r.map(|r| r.map(|b| !b.is_empty())),
@@ -156,7 +194,7 @@ pub async fn run<R, W>(
         }
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => break,
-            f = read_frame(&mut reader, &mut read_buf, &limits.frame) => f,
+            f = read_frame(&mut reader, &mut read_buf, &frame_limits) => f,
         };
         let frame = match frame {
             Ok(Some(frame)) => frame,
@@ -170,7 +208,69 @@ pub async fn run<R, W>(
                 break;
             }
         };
-        match dispatch(&broker, frame, peer, &listener).await {
+        if let Some(auth) = &mut auth {
+            let admission = auth.admit(&frame.bytes, &broker.image());
+            let started = Instant::now();
+            let pending = |a: Answer, delay: Duration, principal: &Arc<str>| {
+                let body = a.body;
+                Pending {
+                    request: Answered {
+                        correlation_id: a.correlation_id,
+                        key: a.key,
+                        version: a.version,
+                        started,
+                        client_id: None,
+                        principal: principal.clone(),
+                        raw: a.raw,
+                    },
+                    reply: if delay.is_zero() {
+                        Reply::ready(body)
+                    } else {
+                        Reply::Deferred(Box::pin(async move {
+                            tokio::time::sleep(delay).await;
+                            body
+                        }))
+                    },
+                }
+            };
+            match admission {
+                Admission::Serve => {}
+                Admission::Answer(a) => {
+                    if a.key == ApiKey::SaslAuthenticate && auth.serving() {
+                        crate::metrics::metrics().successful_authentication();
+                        if let Some(p) = auth.principal().filter(|p| **p != *principal) {
+                            principal = Arc::from(p);
+                            tracing::debug!(%peer, listener = %listener, principal = %principal, "authenticated");
+                        }
+                    }
+                    activity.unanswered.fetch_add(1, Ordering::AcqRel);
+                    if tx
+                        .send(pending(a, Duration::ZERO, &principal))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    continue;
+                }
+                Admission::Close {
+                    reason,
+                    answer,
+                    delay,
+                } => {
+                    crate::warn_limited!(%peer, listener = %listener, %reason, "closing connection: authentication failed");
+                    crate::metrics::metrics().failed_authentication();
+                    if let Some(a) = answer {
+                        activity.unanswered.fetch_add(1, Ordering::AcqRel);
+                        let _ = tx.send(pending(a, delay, &principal)).await;
+                    } else if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    break;
+                }
+            }
+        }
+        match dispatch(&broker, frame, peer, &listener, &principal).await {
             Ok(Some(pending)) => {
                 activity.unanswered.fetch_add(1, Ordering::AcqRel);
                 if tx.send(pending).await.is_err() {
@@ -198,6 +298,7 @@ async fn dispatch(
     frame: Frame,
     peer: SocketAddr,
     listener: &Arc<str>,
+    principal: &Arc<str>,
 ) -> Result<Option<Pending>, DecodeError> {
     let Frame {
         bytes: frame,
@@ -220,6 +321,8 @@ async fn dispatch(
                     version: 0,
                     started,
                     client_id: None,
+                    principal: principal.clone(),
+                    raw: false,
                 },
                 reply,
             }));
@@ -232,6 +335,7 @@ async fn dispatch(
         correlation_id: raw.correlation_id,
         client_id: decoded.header.client_id.as_ref().map(|c| c.to_string()),
         listener: listener.clone(),
+        principal: principal.clone(),
     };
     let client_id = ctx.client_id.clone();
     let reply = (decoded.route.handle)(broker.clone(), decoded.body, ctx).await;
@@ -251,6 +355,8 @@ async fn dispatch(
             version: raw.api_version,
             started,
             client_id,
+            principal: principal.clone(),
+            raw: false,
         },
         reply,
     }))
@@ -272,7 +378,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 continue;
             }
         };
-        let bytes = match codec::encode(p.correlation_id, p.key, p.version, &body) {
+        let encoded = if p.raw {
+            Ok(raw_token(&body))
+        } else {
+            codec::encode(p.correlation_id, p.key, p.version, &body)
+        };
+        let bytes = match encoded {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(%peer, error = %e, "closing connection: response encoding failed");
@@ -295,4 +406,16 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     }
     let _ = out.flush().await;
     let _ = out.into_inner().shutdown().await;
+}
+
+/// A SASL step's token as a bare size-prefixed frame (after SaslHandshake v0).
+fn raw_token(body: &ResponseKind) -> bytes::Bytes {
+    let token = match body {
+        ResponseKind::SaslAuthenticate(r) => &r.auth_bytes[..],
+        _ => &[],
+    };
+    let mut out = BytesMut::with_capacity(4 + token.len());
+    out.extend_from_slice(&(token.len() as u32).to_be_bytes());
+    out.extend_from_slice(token);
+    out.freeze()
 }

@@ -12,7 +12,7 @@ const os = require('os')
 const path = require('path')
 const { execFileSync } = require('child_process')
 
-const { createKafka, withBrokerLogs, uniqueTopic, startBroker, stopBroker } = require('./lib/harness')
+const { createKafka, withBrokerLogs, startBroker, stopBroker, produceAndReadBack } = require('./lib/harness')
 
 const TEST_TIMEOUT_MS = 120000
 const RECORDS = 100
@@ -66,35 +66,8 @@ describe('kafkajs over mutual TLS', { timeout: 5 * 60 * 1000 }, () => {
     await withBrokerLogs(t, spool, async () => {
       const ssl = { ca: [read('ca.pem')], cert: read('client.pem'), key: read('client.key') }
       const kafka = createKafka(spool, 'spool-compat-tls', { ssl })
-      const topic = uniqueTopic('compat-node-tls')
-      const producer = kafka.producer()
-      await producer.connect()
       const messages = Array.from({ length: RECORDS }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: 0 }))
-      await producer.send({ topic, acks: -1, messages })
-      await producer.disconnect()
-
-      const consumer = kafka.consumer({ groupId: uniqueTopic('compat-node-tls-g') })
-      await consumer.connect()
-      await consumer.subscribe({ topic, fromBeginning: true })
-      const got = []
-      let done
-      const all = new Promise(resolve => { done = resolve })
-      await consumer.run({
-        eachMessage: async ({ message }) => {
-          got.push(`${message.key}=${message.value}`)
-          if (got.length === RECORDS) done()
-        },
-      })
-      let timeout
-      const timer = new Promise((_, reject) => {
-        timeout = setTimeout(() => reject(new Error(`read ${got.length} of ${RECORDS}`)), 60000)
-      })
-      try {
-        await Promise.race([all, timer])
-      } finally {
-        clearTimeout(timeout)
-        await consumer.disconnect()
-      }
+      const got = await produceAndReadBack(kafka, 'compat-node-tls', messages)
       assert.deepEqual(got, messages.map(m => `${m.key}=${m.value}`))
     })
   })

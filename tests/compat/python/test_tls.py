@@ -356,3 +356,34 @@ def test_bad_tls_settings_stop_start_up_naming_the_setting(request, tmp_path, ce
         ran = subprocess.run(argv, capture_output=True, text=True, timeout=60)
         assert ran.returncode != 0, (settings, ran.stderr)
         assert want in ran.stderr, (settings, ran.stderr)
+
+
+def test_the_certificate_subject_is_the_principal_as_the_rules_map_it(request, tmp_path, certs,
+                                                                    monkeypatch):
+    # Request logs at debug name each request's principal.
+    monkeypatch.setenv("RUST_LOG", "info,spool::request=debug")
+    settings = [
+        f"ssl.keystore.location={certs / 'broker.keystore.pem'}",
+        f"ssl.truststore.location={certs / 'ca.pem'}",
+        "ssl.client.auth=required",
+        # Kafka's rule form: the CN, suffixed, upper-cased; names no rule matches are refused.
+        "ssl.principal.mapping.rules=RULE:^CN=(client)$/$1-app/U",
+    ]
+    broker = start_broker(request, tmp_path, settings)
+    try:
+        ck_round_trip(ck_ssl(broker.bootstrap, certs, client="client"))
+        log = broker.log_path.read_text(errors="replace")
+        assert "User:CLIENT-APP" in log, log_tail(broker.log_path)
+    finally:
+        problem = broker.stop()
+    assert problem is None, problem
+
+    settings[-1] = "ssl.principal.mapping.rules=RULE:^CN=someone-else$/x/"
+    broker = start_broker(request, tmp_path / "second", settings)
+    try:
+        refused(ck_ssl(broker.bootstrap, certs, client="client"))
+        assert "no ssl.principal.mapping.rules rule applies" in \
+            broker.log_path.read_text(errors="replace")
+    finally:
+        problem = broker.stop()
+    assert problem is None, problem

@@ -71,4 +71,39 @@ async function stopBroker(spool) {
   return result
 }
 
-module.exports = { createKafka, withBrokerLogs, uniqueTopic, startBroker, stopBroker }
+/**
+ * Produce `messages` (acks=all) to a new topic, then read them all back with a new consumer
+ * group (bounded by 60 s); returns what was read, as `key=value` strings.
+ */
+async function produceAndReadBack(kafka, label, messages) {
+  const topic = uniqueTopic(label)
+  const producer = kafka.producer()
+  await producer.connect()
+  await producer.send({ topic, acks: -1, messages })
+  await producer.disconnect()
+  const consumer = kafka.consumer({ groupId: uniqueTopic(`${label}-g`) })
+  await consumer.connect()
+  await consumer.subscribe({ topic, fromBeginning: true })
+  const got = []
+  let done
+  const all = new Promise(resolve => { done = resolve })
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      got.push(`${message.key}=${message.value}`)
+      if (got.length === messages.length) done()
+    },
+  })
+  let timeout
+  const timer = new Promise((_, reject) => {
+    timeout = setTimeout(() => reject(new Error(`read ${got.length} of ${messages.length}`)), 60000)
+  })
+  try {
+    await Promise.race([all, timer])
+  } finally {
+    clearTimeout(timeout)
+    await consumer.disconnect()
+  }
+  return got
+}
+
+module.exports = { createKafka, withBrokerLogs, uniqueTopic, startBroker, stopBroker, produceAndReadBack }
