@@ -158,24 +158,32 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
     let cluster_id = load_cluster_id(&data_dir, &config).map_err(dir_err)?;
     let addrs = config.listen_addrs()?;
     let plan = config.listener_plan()?;
-    // Each SSL listener's keystore and truststore, loaded before anything is bound or recovered
-    // so that a bad file stops start-up at once, naming the setting.
-    let mut tls = Vec::with_capacity(plan.clients.len());
-    let mut sasl = Vec::with_capacity(plan.clients.len());
+    // Each listener's security (TLS keystore and truststore, principal rules, SASL settings),
+    // loaded before anything is bound or recovered so that a bad setting stops start-up at once.
+    let mut security = Vec::with_capacity(plan.clients.len());
     for c in &plan.clients {
-        tls.push(match c.is_tls() {
-            true => Some((
-                Arc::new(Tls::new(config.tls_settings(&c.bind.name))?),
-                Arc::new(config.principal_rules(&c.bind.name)?),
-            )),
+        let name = &c.bind.name;
+        let (tls, principal_rules) = match c.is_tls() {
+            true => (
+                Some(Arc::new(Tls::new(config.tls_settings(name))?)),
+                Some(Arc::new(config.principal_rules(name)?)),
+            ),
+            false => (None, None),
+        };
+        let sasl = match c.is_sasl() {
+            true => Some(Arc::new(config.sasl_settings(name)?)),
             false => None,
-        });
-        sasl.push(match c.is_sasl() {
-            true => Some(Arc::new(config.sasl_settings(&c.bind.name)?)),
-            false => None,
-        });
+        };
+        let protocol = c.protocol.clone();
+        security.push((
+            protocol,
+            listener::Security {
+                tls,
+                principal_rules,
+                sasl,
+            },
+        ));
     }
-    let protocols: Vec<String> = plan.clients.iter().map(|c| c.protocol.clone()).collect();
     // Bound before the logs are loaded, as Kafka binds its acceptors first: a client that
     // connects during recovery waits in the accept queue (its request answered once this node
     // serves) instead of being refused and backing off, and a port already in use stops
@@ -322,12 +330,9 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
         },
         idle: Duration::from_millis(config.connections_max_idle_ms),
     };
-    for (((name, local, listener), (tls, sasl)), protocol) in listeners
-        .into_iter()
-        .zip(tls.into_iter().zip(sasl))
-        .zip(protocols)
-    {
-        let mechanisms: Vec<&str> = sasl
+    for ((name, local, listener), (protocol, security)) in listeners.into_iter().zip(security) {
+        let mechanisms: Vec<&str> = security
+            .sasl
             .iter()
             .flat_map(|s| s.mechanisms.iter().map(|m| m.name()))
             .collect();
@@ -338,11 +343,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, BrokerError> {
             name.into(),
             quotas.clone(),
             limits.clone(),
-            listener::Security {
-                principal_rules: tls.as_ref().map(|(_, rules)| rules.clone()),
-                tls: tls.map(|(tls, _)| tls),
-                sasl,
-            },
+            security,
             tracker.clone(),
         ));
     }

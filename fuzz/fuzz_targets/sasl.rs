@@ -16,7 +16,7 @@ use std::time::Duration;
 #[global_allocator]
 static ALLOC: spool_fuzz::Bounded = spool_fuzz::Bounded;
 
-static IMAGE: LazyLock<MetadataImage> = LazyLock::new(|| {
+static IMAGE: LazyLock<Arc<MetadataImage>> = LazyLock::new(|| {
     let mut image = MetadataImage::default();
     for m in ScramMechanism::ALL {
         let credential = m.credential_from_salted(&m.salted_password(b"pw", b"salt", 4096), b"salt", 4096);
@@ -26,12 +26,11 @@ static IMAGE: LazyLock<MetadataImage> = LazyLock::new(|| {
             .or_default()
             .insert(m.name().into(), credential);
     }
-    image
+    Arc::new(image)
 });
 
 static SETTINGS: LazyLock<Arc<SaslSettings>> = LazyLock::new(|| {
     Arc::new(SaslSettings {
-        listener: "SASL_PLAINTEXT".into(),
         mechanisms: vec![
             Mechanism::Plain,
             Mechanism::Scram(ScramMechanism::Sha256),
@@ -56,7 +55,7 @@ fuzz_target!(|data: &[u8]| {
                 let len = (len as usize).min(after.len());
                 let frame = bytes::Bytes::copy_from_slice(&after[..len]);
                 input = &after[len..];
-                if let Admission::Close { .. } = auth.admit(&frame, &IMAGE) {
+                if let Admission::Close { .. } = auth.admit(&frame, || IMAGE.clone()) {
                     break;
                 }
             }

@@ -845,7 +845,6 @@ impl Config {
             }
         }
         Ok(SaslSettings {
-            listener: listener.to_string(),
             mechanisms,
             plain_users,
             max_reauth: std::time::Duration::from_millis(reauth.max(0) as u64),

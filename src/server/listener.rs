@@ -16,7 +16,6 @@ use tokio_util::task::TaskTracker;
 
 /// What a listener's security protocol asks of each connection: a TLS handshake (SSL,
 /// SASL_SSL), SASL authentication (SASL_*), both, or neither.
-#[derive(Default)]
 pub struct Security {
     pub tls: Option<Arc<Tls>>,
     /// How a TLS client certificate's subject names the connection's principal.

@@ -209,7 +209,7 @@ pub async fn run<R, W>(
             }
         };
         if let Some(auth) = &mut auth {
-            let admission = auth.admit(&frame.bytes, &broker.image());
+            let admission = auth.admit(&frame.bytes, || broker.image());
             let started = Instant::now();
             let pending = |a: Answer, delay: Duration, principal: &Arc<str>| {
                 let body = a.body;

@@ -84,7 +84,6 @@ impl Mechanism {
 /// One SASL listener's settings, resolved from the configuration at start-up.
 #[derive(Debug, Clone)]
 pub struct SaslSettings {
-    pub listener: String,
     /// `sasl.enabled.mechanisms`, in the order given.
     pub mechanisms: Vec<Mechanism>,
     /// PLAIN's users and passwords, from the PLAIN login module's `user_<name>` options.
@@ -185,10 +184,15 @@ impl Authenticator {
     }
 
     /// Decides what a frame is: a request to serve, a SASL step to answer, or a reason to close.
-    /// `image` holds the SCRAM credentials.
-    pub fn admit(&mut self, frame: &Bytes, image: &MetadataImage) -> Admission {
+    /// `image` gives the SCRAM credentials; it is asked only for a SASL step, never for a
+    /// request that is served.
+    pub fn admit(
+        &mut self,
+        frame: &Bytes,
+        image: impl FnOnce() -> Arc<MetadataImage>,
+    ) -> Admission {
         if self.expects_raw_token() {
-            return self.raw_token(frame, image);
+            return self.authenticate(frame, 0, 0, image, true);
         }
         let Some(header) = RawHeader::peek(frame) else {
             return close(format!(
@@ -307,16 +311,12 @@ impl Authenticator {
         })
     }
 
-    fn raw_token(&mut self, frame: &Bytes, image: &MetadataImage) -> Admission {
-        self.authenticate(frame, 0, 0, image, true)
-    }
-
     fn authenticate(
         &mut self,
         token: &[u8],
         version: i16,
         correlation_id: i32,
-        image: &MetadataImage,
+        image: impl FnOnce() -> Arc<MetadataImage>,
         raw: bool,
     ) -> Admission {
         // Raw-token clients are told nothing: the connection closes.
@@ -350,6 +350,8 @@ impl Authenticator {
             };
         };
         let mechanism = *mechanism;
+        let image = image();
+        let image = &*image;
         let step = match server {
             MechanismServer::Plain => {
                 plain::authenticate(token, &self.settings.plain_users, |u, m| {

@@ -28,7 +28,7 @@ from confluent_kafka.admin import (AdminClient, ScramCredentialInfo, ScramMechan
 
 from compat_common import unique_topic
 from conftest import SpoolBroker, log_tail, spool_bin
-from test_tls import certs, ck_round_trip  # noqa: F401  (certs: the fixture)
+from test_tls import certs, ck_round_trip, start_broker  # noqa: F401  (certs: the fixture)
 
 DEADLINE_S = 30.0
 USERS = {"alice": "alice-secret", "bob": "bob-secret"}
@@ -55,15 +55,8 @@ def start_sasl_broker(request, workdir: Path, certs: Path, extra: list[str] = ()
         f"ssl.keystore.location={certs / 'broker.keystore.pem'}",
         *extra,
     ]
-    broker = SpoolBroker(workdir, settings)
-    broker.listen = ",".join(f"{n}://127.0.0.1:{p}" for n, p in ports.items())
-    broker.ports = ports
-    request.node._spool_broker = broker
-    try:
-        broker.start()
-    except BaseException:
-        broker.stop()
-        raise
+    listen = ",".join(f"{n}://127.0.0.1:{p}" for n, p in ports.items())
+    broker = start_broker(request, workdir, settings, listen)
     broker.plaintext = f"127.0.0.1:{ports['PLAINTEXT']}"
     broker.sasl_ssl = f"127.0.0.1:{ports['SASL_SSL']}"
     return broker

@@ -73,9 +73,9 @@ def certs(tmp_path_factory) -> Path:
     return d
 
 
-def start_broker(request, workdir: Path, settings: list[str]) -> SpoolBroker:
+def start_broker(request, workdir: Path, settings: list[str], listen: str = LISTENERS) -> SpoolBroker:
     broker = SpoolBroker(workdir, settings)
-    broker.listen = LISTENERS
+    broker.listen = listen
     request.node._spool_broker = broker
     try:
         broker.start()
